@@ -1,0 +1,1 @@
+"""The ``rollbot`` command line."""

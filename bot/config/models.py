@@ -1,0 +1,146 @@
+"""The YAML configuration, as pydantic models. Unknown keys are errors: typos must not pass."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.config.durations import Duration
+
+
+class Section(BaseModel):
+    """Base of every configuration block: strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackConfig(Section):
+    """How Rollbot appears in Slack."""
+
+    command: str = Field(default="/rollbot", pattern=r"^/[a-z0-9_-]+$")
+    channel_prefix: str = Field(default="inc-", pattern=r"^[a-z0-9_-]*$", max_length=20)
+    announce_channel: str | None = None
+    responders: list[str] = Field(default_factory=list)
+    pin_reaction: str = "pushpin"
+
+
+class IntegrationConfig(Section):
+    """One named registry or deployer: its kind and the kind's own settings.
+
+    Secrets are never written here: name the environment variable that holds them
+    (``token_env``, ``secret_env``).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        """The kind-specific settings."""
+        return dict(self.model_extra or {})
+
+
+class MetricsConfig(Section):
+    """Where PromQL queries go; ``PROMETHEUS_URL`` is the default."""
+
+    url: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ApprovalPolicy(Section):
+    """Who must approve a rollback, and for how long the request stands."""
+
+    approvals: int = Field(default=1, ge=1, le=10)
+    approver_groups: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = False
+    expires_after: Duration = timedelta(minutes=30)
+
+
+class SafeVersionPolicy(Section):
+    """What makes a version safe to roll back to."""
+
+    require_tags: dict[str, str] = Field(default_factory=dict)
+    min_serving: Duration = timedelta(hours=1)
+
+
+class ComponentConfig(Section):
+    """A linked component (feature pipeline, preprocessing) rolled back with the model."""
+
+    name: str
+    registry: str | None = None
+    registry_model: str | None = None
+    deployer: str
+    target: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class ModelConfig(Section):
+    """One model Rollbot looks after."""
+
+    registry: str
+    registry_model: str | None = None
+    deployer: str
+    target: dict[str, Any] = Field(default_factory=dict)
+    runbook: str = "immediate-rollback"
+    approval_policy: str = "default"
+    safe_version: SafeVersionPolicy = SafeVersionPolicy()
+    components: list[ComponentConfig] = Field(default_factory=list)
+    watch: dict[str, Any] | None = None
+    owners: list[str] = Field(default_factory=list)
+
+
+class AlertmanagerConfig(Section):
+    """How Alertmanager alerts map onto models and incidents."""
+
+    model_label: str = "model"
+    propose_rollback: bool = False
+
+
+class PostmortemConfig(Section):
+    """Where postmortem templates come from."""
+
+    templates_dir: str | None = None
+
+
+class RollbotConfig(Section):
+    """The whole configuration file."""
+
+    version: Literal[1] = 1
+    slack: SlackConfig = SlackConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    registries: dict[str, IntegrationConfig] = Field(default_factory=dict)
+    deployers: dict[str, IntegrationConfig] = Field(default_factory=dict)
+    approval_policies: dict[str, ApprovalPolicy] = Field(
+        default_factory=lambda: {"default": ApprovalPolicy()}
+    )
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    runbooks_dir: str = "runbooks"
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    postmortem: PostmortemConfig = PostmortemConfig()
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Names that point at nothing: (path of the field, message)."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+
+        def check(path: tuple[str | int, ...], name: str | None, pool: dict[str, Any], what: str):
+            if name is not None and name not in pool:
+                known = ", ".join(sorted(pool)) or "none configured"
+                problems.append((path, f"unknown {what} {name!r} (known: {known})"))
+
+        for model_name, model in self.models.items():
+            base: tuple[str | int, ...] = ("models", model_name)
+            check((*base, "registry"), model.registry, self.registries, "registry")
+            check((*base, "deployer"), model.deployer, self.deployers, "deployer")
+            check(
+                (*base, "approval_policy"),
+                model.approval_policy,
+                self.approval_policies,
+                "approval policy",
+            )
+            for index, component in enumerate(model.components):
+                where = (*base, "components", index)
+                check((*where, "registry"), component.registry, self.registries, "registry")
+                check((*where, "deployer"), component.deployer, self.deployers, "deployer")
+        return problems

@@ -1,0 +1,1 @@
+"""The web process: Slack endpoint, alert webhooks, health, metrics and pages."""

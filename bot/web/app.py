@@ -1,0 +1,71 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from bot import __version__
+from bot.store import migrate
+from bot.telemetry import HTTP_LATENCY, HTTP_REQUESTS
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """The web app over one database engine."""
+    app = FastAPI(title="Rollbot", version=__version__, docs_url=None, redoc_url=None)
+    app.state.engine = engine
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(route=name).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(
+            route=name, method=request.method, status=str(response.status_code)
+        ).inc()
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        problem = await run_in_threadpool(readiness_problem, engine)
+        if problem:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def readiness_problem(engine: Engine) -> str | None:
+    """Why the app cannot serve yet (database down, migrations behind), or None."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        current = migrate.current_revision(engine)
+    except SQLAlchemyError as exc:
+        return f"database unreachable: {type(exc).__name__}"
+    head = migrate.head_revision()
+    if current != head:
+        return (
+            f"database at migration {current or 'none'}, expected {head}: run `rollbot db upgrade`"
+        )
+    return None

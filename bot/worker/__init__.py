@@ -1,0 +1,1 @@
+"""The worker process: leader election and periodic jobs."""

@@ -1,0 +1,1 @@
+"""Metrics sources: PromQL-compatible stores the watches read."""

@@ -1,0 +1,50 @@
+"""The command line: every command has help, every failure is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.processes import rollbot_env, run_rollbot
+
+
+def _env(tmp_path: Path, config: str = "version: 1\n") -> dict[str, str]:
+    path = tmp_path / "rollbot.yaml"
+    path.write_text(config)
+    return rollbot_env(f"sqlite:///{tmp_path / 'r.db'}", path)
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run_rollbot(["--help"], _env(tmp_path))
+    assert result.returncode == 0
+    for command in ("web", "worker", "db", "audit"):
+        assert f"  {command} " in result.stdout
+
+
+def test_an_unknown_command_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run_rollbot(["deploy-everything"], _env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "rollbot: error: No such command 'deploy-everything'. (see 'rollbot --help')"
+    ]
+
+
+def test_a_bad_option_names_the_command(tmp_path: Path) -> None:
+    result = run_rollbot(["web", "--prot", "80"], _env(tmp_path))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("rollbot web: error: No such option: --prot")
+
+
+def test_a_configuration_error_stops_the_process_before_it_starts(tmp_path: Path) -> None:
+    result = run_rollbot(["worker"], _env(tmp_path, "version: 1\nslak: {}\n"))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "rollbot.yaml:2: slak: unknown field (check the spelling)"
+    )
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
+    result = run_rollbot(["db", "upgrade"], _env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "database at 0001"

@@ -1,0 +1,106 @@
+"""The configuration file: valid files load, invalid ones name the file, line and field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_config, parse_config, parse_duration
+from bot.errors import ConfigError
+
+VALID = """\
+version: 1
+registries:
+  mlflow:
+    kind: mlflow
+    url: http://mlflow:5000
+deployers:
+  kserve:
+    kind: kserve
+    api_url: https://kubernetes.default.svc
+approval_policies:
+  two-of-ml:
+    approvals: 2
+    approver_groups: [S0ML]
+    expires_after: 45m
+models:
+  fraud-detector:
+    registry: mlflow
+    deployer: kserve
+    target: {namespace: ml, name: fraud}
+    approval_policy: two-of-ml
+"""
+
+
+def test_a_valid_file_loads_with_parsed_durations(tmp_path: Path) -> None:
+    path = tmp_path / "rollbot.yaml"
+    path.write_text(VALID)
+    config = load_config(path)
+    assert config.models["fraud-detector"].target == {"namespace": "ml", "name": "fraud"}
+    assert config.approval_policies["two-of-ml"].expires_after == timedelta(minutes=45)
+    assert config.registries["mlflow"].options() == {"url": "http://mlflow:5000"}
+
+
+def test_an_unknown_field_names_file_line_and_field() -> None:
+    text = VALID.replace("    approvals: 2\n", "    approvals: 2\n    aprovers: [U1]\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="rollbot.yaml")
+    assert str(caught.value) == (
+        "rollbot.yaml:13: approval_policies.two-of-ml.aprovers: unknown field (check the spelling)"
+    )
+
+
+def test_a_wrong_type_names_the_line_of_the_value() -> None:
+    text = VALID.replace("approvals: 2", "approvals: many")
+    with pytest.raises(
+        ConfigError, match=r"^rollbot.yaml:12: approval_policies.two-of-ml.approvals: "
+    ):
+        parse_config(text, source="rollbot.yaml")
+
+
+def test_a_missing_required_field_is_reported() -> None:
+    text = VALID.replace("    deployer: kserve\n", "")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="c.yaml")
+    assert "c.yaml:16: models.fraud-detector.deployer: required field is missing" in str(
+        caught.value
+    )
+
+
+def test_a_reference_to_nothing_names_what_exists() -> None:
+    text = VALID.replace("deployer: kserve\n    target", "deployer: kserv\n    target")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="c.yaml")
+    assert str(caught.value) == (
+        "c.yaml:18: models.fraud-detector.deployer: unknown deployer 'kserv' (known: kserve)"
+    )
+
+
+def test_broken_yaml_gives_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"^c.yaml:3: invalid YAML"):
+        parse_config("version: 1\nslack:\n  command: a: b\n", source="c.yaml")
+
+
+def test_a_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"configuration file not found .*ROLLBOT_CONFIG"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_an_empty_file_is_a_valid_empty_configuration() -> None:
+    assert parse_config("", source="c.yaml").models == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800), (45, 45), ("250ms", 0.25)],
+)
+def test_durations_read_as_people_write_them(text: str | int, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["5 minutes", "m5", "", "-3", True, -1])
+def test_nonsense_durations_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)

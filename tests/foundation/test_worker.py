@@ -1,0 +1,97 @@
+"""Workers elect one scheduler leader through the database and fail over when it dies."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROLLBOT, rollbot_env, wait_until
+
+
+class WorkerProcess:
+    """A `rollbot worker` process and its structured log."""
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [ROLLBOT, "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_path.open("w"),
+            text=True,
+        )
+
+    def messages(self) -> list[str]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line)["message"] for line in lines if line.startswith("{")]
+
+    def leadership_events(self) -> list[str]:
+        return [m for m in self.messages() if "is now the leader" in m or "lost leadership" in m]
+
+    def is_leader(self) -> bool:
+        events = self.leadership_events()
+        return bool(events) and "is now the leader" in events[-1]
+
+
+@pytest.fixture
+def start_worker(database_url: str, tmp_path: Path) -> Iterator[object]:
+    config = tmp_path / "rollbot.yaml"
+    config.write_text("version: 1\n")
+    env = rollbot_env(database_url, config)
+    workers: list[WorkerProcess] = []
+
+    def start(name: str) -> WorkerProcess:
+        worker = WorkerProcess(name, env, tmp_path / f"{name}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+
+def test_exactly_one_leader_and_failover_after_sigkill(
+    database_url: str, start_worker: object
+) -> None:
+    first = start_worker("first")  # type: ignore[operator]
+    assert wait_until(first.is_leader, timeout=30), first.messages()
+    second = start_worker("second")  # type: ignore[operator]
+    assert wait_until(lambda: any("standing by" in m for m in second.messages()), timeout=30)
+    # The standby keeps campaigning for a while without winning.
+    assert not wait_until(second.is_leader, timeout=5)
+    assert first.is_leader()
+
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    # The lease on SQLite expires after 15 s; PostgreSQL drops the lock with the connection.
+    assert wait_until(second.is_leader, timeout=30), second.messages()
+
+
+def test_sigterm_steps_down_and_exits_cleanly(start_worker: object) -> None:
+    worker = start_worker("only")  # type: ignore[operator]
+    assert wait_until(worker.is_leader, timeout=30), worker.messages()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=30) == 0
+    messages = worker.messages()
+    assert any("received SIGTERM" in m for m in messages)
+    assert any("lost leadership: shutting down" in m for m in messages)
+    assert messages[-1].endswith("stopped")
+
+
+def test_a_stopped_leader_hands_over_at_once(start_worker: object) -> None:
+    first = start_worker("first")  # type: ignore[operator]
+    assert wait_until(first.is_leader, timeout=30)
+    second = start_worker("second")  # type: ignore[operator]
+    assert wait_until(lambda: any("standing by" in m for m in second.messages()), timeout=30)
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=30) == 0
+    # A clean stop releases the lease/lock, so the standby need not wait for expiry.
+    assert wait_until(second.is_leader, timeout=10), second.messages()
