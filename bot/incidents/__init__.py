@@ -1,0 +1,1 @@
+"""Incidents: one degradation of one model, from detection to resolution."""

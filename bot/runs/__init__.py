@@ -1,0 +1,1 @@
+"""Runbook runs: rendered plans executed durably, step by step."""
