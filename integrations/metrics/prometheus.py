@@ -1,0 +1,106 @@
+"""Prometheus (or any PromQL-compatible store) over ``prometheus-api-client``.
+
+Failures are mapped onto :mod:`integrations.errors` at this boundary: timeouts and refused
+connections are retryable, a rejected query (HTTP 400/422) is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from integrations.errors import (
+    AuthFailed,
+    IntegrationTimeout,
+    IntegrationUnavailable,
+    InvalidRequest,
+    RateLimited,
+)
+from integrations.metrics.base import Series
+
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+_MESSAGE_LIMIT = 300
+
+
+class _Where(TypedDict):
+    integration: str
+    operation: str
+    target: str
+
+
+class PrometheusSource:
+    """A :class:`~integrations.metrics.base.MetricsSource` backed by the Prometheus HTTP API."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        # Retries belong to the runbook engine and the watch, not to each HTTP call.
+        self._client = PrometheusConnect(url=url, retry=Retry(total=0), timeout=timeout)
+        self._server = urlsplit(url).netloc.rpartition("@")[2] or url
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource(server={self._server!r})"
+
+    def query(self, promql: str, *, at: datetime | None = None) -> list[Series]:
+        """An instant query: one sample per series."""
+        params = {"time": str(at.timestamp())} if at is not None else None
+        with self._mapped("query", promql):
+            result = self._client.custom_query(promql, params=params)
+            return [_series(item, item.get("value") and [item["value"]]) for item in result]
+
+    def query_range(
+        self, promql: str, *, start: datetime, end: datetime, step_seconds: float
+    ) -> list[Series]:
+        """A range query."""
+        with self._mapped("query_range", promql):
+            result = self._client.custom_query_range(
+                promql, start_time=start, end_time=end, step=f"{step_seconds:g}s"
+            )
+            return [_series(item, item.get("values")) for item in result]
+
+    @contextmanager
+    def _mapped(self, operation: str, promql: str) -> Iterator[None]:
+        where = _Where(
+            integration="prometheus",
+            operation=operation,
+            target=f"{_short(promql)} on {self._server}",
+        )
+        try:
+            yield
+        except requests.Timeout as exc:
+            raise IntegrationTimeout("timed out", **where) from exc
+        except requests.RequestException as exc:
+            raise IntegrationUnavailable(f"unreachable ({type(exc).__name__})", **where) from exc
+        except PrometheusApiClientException as exc:
+            raise _status_error(str(exc), where) from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequest(f"malformed response: {exc}", **where) from exc
+
+
+def _status_error(message: str, where: _Where) -> Exception:
+    match = _STATUS.search(message)
+    status = int(match.group(1)) if match else 0
+    text = _short(message)
+    if status == 429:
+        return RateLimited(text, **where)
+    if status in (401, 403):
+        return AuthFailed(f"HTTP {status}: not authorized", **where)
+    if status >= 500 or status == 0:
+        return IntegrationUnavailable(text, **where)
+    return InvalidRequest(text, **where)
+
+
+def _series(item: dict[str, Any], values: Any) -> Series:
+    samples = [(float(ts), float(value)) for ts, value in (values or [])]
+    return Series(labels=dict(item.get("metric", {})), samples=samples)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
