@@ -1,0 +1,221 @@
+"""Detection quality: Rollbot's detector against rules other tools configure, on the same scenarios.
+
+Usage:
+    python bench/detection_quality.py [--scenarios DIR] [--generated REPEATS] [--interval SECONDS]
+
+Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
+the median / p90 delay of the detected ones. Every detector is evaluated at the same fixed
+interval from the deploy, using only the samples complete at each evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.detection.scenario import Scenario, load_scenario, parse_scenario, replay  # noqa: E402
+from bot.detection.synthetic import generate, recipes  # noqa: E402
+
+DEFAULT_SCENARIOS = ROOT.parent / "shared" / "scenarios"
+ERROR_BOUNDARY, LATENCY_BOUNDARY = "error_rate", "latency_p99_seconds"
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """Cumulative sums so any window's error rate and mean p99 is O(1)."""
+
+    requests: list[float]
+    errors: list[float]
+    latency: list[float]
+    latency_count: list[int]
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> _Rates:
+        requests, errors, latency, count = [0.0], [0.0], [0.0], [0]
+        series = scenario.series
+        for r, e, lat in zip(
+            series["requests"], series["errors"], series["latency_p99_seconds"], strict=True
+        ):
+            present = r is not None and e is not None
+            requests.append(requests[-1] + (r or 0.0 if present else 0.0))
+            errors.append(errors[-1] + (e or 0.0 if present else 0.0))
+            latency.append(latency[-1] + (lat or 0.0))
+            count.append(count[-1] + (lat is not None))
+        return cls(requests, errors, latency, count)
+
+    def error_rate(self, first: int, end: int) -> float | None:
+        served = self.requests[end] - self.requests[first]
+        return None if served <= 0 else (self.errors[end] - self.errors[first]) / served
+
+    def mean_latency(self, first: int, end: int) -> float | None:
+        count = self.latency_count[end] - self.latency_count[first]
+        return None if count == 0 else (self.latency[end] - self.latency[first]) / count
+
+
+def _over(rates: _Rates, scenario: Scenario, first: int, end: int) -> bool:
+    """The classic rule condition: the window's ratio to the baseline hour exceeds a boundary."""
+    # Prometheus sees the model's series, not the version's: windows reach back over the deploy.
+    deploy = scenario.deploy_step
+    if end <= first:
+        return False
+    over = False
+    error_limit = scenario.boundaries.get(ERROR_BOUNDARY, {}).get("max_ratio_to_baseline")
+    base_rate, rate = rates.error_rate(0, deploy), rates.error_rate(first, end)
+    if error_limit and base_rate is not None and rate is not None:
+        over |= rate > error_limit * base_rate
+    latency_limit = scenario.boundaries.get(LATENCY_BOUNDARY, {}).get("max_ratio_to_baseline")
+    base_lat, lat = rates.mean_latency(0, deploy), rates.mean_latency(first, end)
+    if latency_limit and base_lat is not None and lat is not None:
+        over |= lat > latency_limit * base_lat
+    return over
+
+
+RuleDetector = Callable[[Scenario, float], float | None]
+
+
+def prometheus_rule(window_seconds: float, for_seconds: float) -> RuleDetector:
+    """`expr: ratio over window > boundary` with `for:`; no data resets the pending alert."""
+
+    def run(scenario: Scenario, interval: float) -> float | None:
+        rates, step = _Rates.of(scenario), scenario.step_seconds
+        pending_since: float | None = None
+        now = scenario.deploy_at + interval
+        while now <= scenario.end:
+            end = int((now - scenario.start) // step)
+            if _over(rates, scenario, end - round(window_seconds / step), end):
+                pending_since = now if pending_since is None else pending_since
+                if now - pending_since >= for_seconds:
+                    return now
+            else:
+                pending_since = None
+            now += interval
+        return None
+
+    return run
+
+
+def flagger_checks(check_seconds: float = 60.0, threshold: int = 5) -> RuleDetector:
+    """Flagger's analysis: a failed 1m check counts towards the threshold until promotion."""
+
+    def run(scenario: Scenario, interval: float) -> float | None:
+        rates, step = _Rates.of(scenario), scenario.step_seconds
+        failed = 0
+        now = scenario.deploy_at + check_seconds
+        while now <= scenario.end:
+            end = int((now - scenario.start) // step)
+            failed += _over(rates, scenario, end - round(check_seconds / step), end)
+            if failed >= threshold:
+                return now
+            now += check_seconds
+        return None
+
+    return run
+
+
+def multiwindow_rule(short_seconds: float = 300.0, long_seconds: float = 1800.0) -> RuleDetector:
+    """The SRE-book multiwindow alert: both the short and the long window over the boundary."""
+
+    def run(scenario: Scenario, interval: float) -> float | None:
+        rates, step = _Rates.of(scenario), scenario.step_seconds
+        now = scenario.deploy_at + interval
+        while now <= scenario.end:
+            end = int((now - scenario.start) // step)
+            short = _over(rates, scenario, end - round(short_seconds / step), end)
+            if short and _over(rates, scenario, end - round(long_seconds / step), end):
+                return now
+            now += interval
+        return None
+
+    return run
+
+
+def rollbot(scenario: Scenario, interval: float) -> float | None:
+    """Rollbot's detector and watch state, exactly as `rollbot replay` runs them."""
+    return replay(scenario, evaluation_interval_seconds=interval).proposed_at
+
+
+DETECTORS: dict[str, RuleDetector] = {
+    "Rollbot detector": rollbot,
+    "Prometheus rule, 5m ratio, `for: 5m`": prometheus_rule(300, 300),
+    "Prometheus rule, 5m ratio, `for: 10m`": prometheus_rule(300, 600),
+    "Flagger-style, 1m checks, threshold 5": flagger_checks(),
+    "multiwindow 5m + 30m": multiwindow_rule(),
+}
+
+
+def _run_one(job: tuple[str, Scenario, float]) -> tuple[str, str, float | None, float | None]:
+    name, scenario, interval = job
+    return name, scenario.name, scenario.degraded_from, DETECTORS[name](scenario, interval)
+
+
+def score(scenarios: Sequence[Scenario], interval: float, workers: int) -> list[str]:
+    """Markdown table rows, one per detector."""
+    jobs = [(name, scenario, interval) for name in DETECTORS for scenario in scenarios]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(_run_one, jobs, chunksize=4))
+    healthy = sum(s.degraded_from is None for s in scenarios)
+    degraded = len(scenarios) - healthy
+    rows = [
+        "| detector | false rollbacks | premature | misses | median delay | p90 delay |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in DETECTORS:
+        false = premature = misses = 0
+        delays: list[float] = []
+        for detector, _scenario, truth, proposed in outcomes:
+            if detector != name:
+                continue
+            if truth is None:
+                false += proposed is not None
+            elif proposed is None:
+                misses += 1
+            elif proposed < truth:
+                premature += 1
+            else:
+                delays.append(proposed - truth)
+        delays.sort()
+        median = f"{statistics.median(delays):.0f} s" if delays else "—"
+        p90 = f"{delays[min(len(delays) - 1, int(0.9 * len(delays)))]:.0f} s" if delays else "—"
+        rows.append(
+            f"| {name} | {false}/{healthy} | {premature}/{degraded} | {misses}/{degraded} "
+            f"| {median} | {p90} |"
+        )
+    return rows
+
+
+def _generated(repeats: int, seed: int) -> Iterable[Scenario]:
+    for recipe in recipes(seed=seed, repeats=repeats):
+        yield parse_scenario(generate(recipe), source=f"generated:{recipe.name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", type=Path, default=DEFAULT_SCENARIOS)
+    parser.add_argument("--generated", type=int, default=0, help="repeats of the generated mix")
+    parser.add_argument("--seed", type=int, default=7000)
+    parser.add_argument("--interval", type=float, default=60.0, help="evaluation interval, s")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    shared = sorted(args.scenarios.glob("*.json"))
+    if shared:
+        scenarios = [load_scenario(path) for path in shared]
+        print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/)\n")
+        print("\n".join(score(scenarios, args.interval, args.workers)))
+    if args.generated:
+        scenarios = list(_generated(args.generated, args.seed))
+        print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed})\n")
+        print("\n".join(score(scenarios, args.interval, args.workers)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

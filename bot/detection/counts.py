@@ -1,0 +1,308 @@
+"""Judging a rate given as counts (errors / requests) against its boundaries.
+
+The test is the exact conditional comparison of two rates: given the errors seen in both
+versions, how surprising is the candidate's share if its rate were exactly at the boundary?
+That accounts for the baseline's own uncertainty (an hour of a safe version is an estimate,
+not the truth). Overdispersion is estimated from the baseline's step-to-step variability as
+a beta-binomial correlation, and counts are scaled down to effective counts before testing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.detection.evidence import DetectionState, MetricEvidence, format_chance, format_duration
+from bot.detection.rules import RatioRule, StepSeries
+from bot.detection.stats import (
+    binomial_upper_tail,
+    poisson_upper_tail,
+    regularized_beta,
+)
+from bot.detection.windows import (
+    DetectorSettings,
+    Window,
+    candidate_windows,
+    most_segments,
+    remainder_segments,
+    worst_stretch_start,
+)
+
+_MAX_CORRELATION = 0.2
+
+
+@dataclass
+class _Steps:
+    """Per-step counts with missing data as zero exposure."""
+
+    events: list[float]
+    exposure: list[float]
+    present: list[bool]
+    _excess: dict[float, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, series: StepSeries, rule: RatioRule, steps: int) -> _Steps:
+        numerators, denominators = series.column(rule.numerator), series.column(rule.denominator)
+        events, exposure, present = [], [], []
+        for index in range(steps):
+            numerator = numerators[index] if index < len(numerators) else None
+            denominator = denominators[index] if index < len(denominators) else None
+            has_data = numerator is not None and denominator is not None and denominator > 0
+            events.append(float(numerator) if has_data and numerator is not None else 0.0)
+            exposure.append(float(denominator) if has_data and denominator is not None else 0.0)
+            present.append(has_data)
+        return cls(events=events, exposure=exposure, present=present)
+
+    def excess(self, limit_rate: float) -> list[float]:
+        """Events beyond what the limit rate allows, per step (memoised per limit)."""
+        if limit_rate not in self._excess:
+            self._excess[limit_rate] = [
+                e - limit_rate * r for e, r in zip(self.events, self.exposure, strict=True)
+            ]
+        return self._excess[limit_rate]
+
+    def totals(self, indices: Sequence[int]) -> tuple[float, float, float]:
+        """Summed events, exposure and squared exposure over ``indices``."""
+        return (
+            sum(self.events[i] for i in indices),
+            sum(self.exposure[i] for i in indices),
+            sum(self.exposure[i] ** 2 for i in indices),
+        )
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    events: float
+    exposure: float
+    correlation: float
+    exposure_squares: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.exposure
+
+    def dispersion(self, exposure: float, exposure_squares: float) -> float:
+        """Variance inflation of a summed count under the beta-binomial model."""
+        if exposure <= 0:
+            return 1.0
+        return 1.0 + self.correlation * max(0.0, exposure_squares / exposure - 1.0)
+
+
+def _fit_baseline(steps: _Steps) -> _Baseline | None:
+    indices = [i for i, has_data in enumerate(steps.present) if has_data]
+    events, exposure, squares = steps.totals(indices)
+    if exposure <= 0:
+        return None
+    rate = events / exposure
+    spread = rate * (1.0 - rate)
+    pairs = sum(steps.exposure[i] * (steps.exposure[i] - 1.0) for i in indices)
+    correlation = 0.0
+    if spread > 0 and pairs > 0:
+        surplus = sum(
+            (steps.events[i] - steps.exposure[i] * rate) ** 2 - steps.exposure[i] * spread
+            for i in indices
+        )
+        correlation = min(_MAX_CORRELATION, max(0.0, surplus / (spread * pairs)))
+    return _Baseline(events, exposure, correlation, squares)
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One window's verdict on one boundary."""
+
+    window: Window
+    events: float
+    exposure: float
+    p_value: float
+    spread_out: bool
+    limit: _Limit
+    set_aside_steps: int = 0
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """One boundary of the rule, as a rate."""
+
+    text: str
+    rate: float
+    ratio_to_baseline: float | None
+
+
+def _limits(baseline: _Baseline, rule: RatioRule) -> list[_Limit]:
+    limits = []
+    ratio = rule.boundary.max_ratio_to_baseline
+    if ratio is not None:
+        limits.append(_Limit(f"×{ratio:g}", ratio * baseline.rate, ratio))
+    if rule.boundary.max_value is not None:
+        limits.append(
+            _Limit(f"max {_percent(rule.boundary.max_value)}", rule.boundary.max_value, None)
+        )
+    return limits
+
+
+def _effective(
+    baseline: _Baseline, totals: tuple[float, float, float]
+) -> tuple[float, float, float, float]:
+    """Candidate events/exposure and baseline events/exposure, scaled for overdispersion."""
+    events, exposure, squares = totals
+    phi = baseline.dispersion(exposure, squares)
+    phi_base = baseline.dispersion(baseline.exposure, baseline.exposure_squares)
+    return events / phi, exposure / phi, baseline.events / phi_base, baseline.exposure / phi_base
+
+
+def _p_excess(baseline: _Baseline, limit: _Limit, totals: tuple[float, float, float]) -> float:
+    """Chance of at least this much excess if the candidate sat exactly on the boundary."""
+    events, exposure, base_events, base_exposure = _effective(baseline, totals)
+    if limit.ratio_to_baseline is None:
+        return poisson_upper_tail(events, limit.rate * exposure)
+    ratio = limit.ratio_to_baseline
+    share = ratio * exposure / (ratio * exposure + base_exposure)
+    return binomial_upper_tail(events, events + base_events, share)
+
+
+def _doubt_within(baseline: _Baseline, limit: _Limit, totals: tuple[float, float, float]) -> float:
+    """Posterior chance that the candidate is beyond the boundary."""
+    events, exposure, base_events, base_exposure = _effective(baseline, totals)
+    if limit.ratio_to_baseline is None:
+        return 1.0 - poisson_upper_tail(events + 1.0, limit.rate * exposure)
+    ratio = limit.ratio_to_baseline
+    share = ratio * exposure / (ratio * exposure + base_exposure)
+    return 1.0 - regularized_beta(share, events + 1.0, base_events + 0.5)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.2g}%" if rate < 0.001 else f"{rate * 100:.1f}%"
+
+
+def _test_window(
+    steps: _Steps, baseline: _Baseline, limit: _Limit, window: Window, blip_steps: int
+) -> _Test | None:
+    """Set aside the worst blip-length stretch, then test what is left and its segments."""
+    excess = steps.excess(limit.rate)
+    if sum(excess[window.first : window.end]) <= 0:
+        # Setting a stretch aside only lowers the excess, so this window cannot show one.
+        return None
+    set_aside = worst_stretch_start(excess, window, blip_steps)
+    segments = remainder_segments(steps.present, window, set_aside, blip_steps)
+    totals = steps.totals([index for segment in segments for index in segment])
+    if totals[1] <= 0:
+        return None
+    sums = [steps.totals(segment) for segment in segments]
+    spread_out = most_segments([n > 0 and e > limit.rate * n for e, n, _ in sums])
+    p_value = _p_excess(baseline, limit, totals)
+    return _Test(window, totals[0], totals[1], p_value, spread_out, limit, blip_steps)
+
+
+def _plain_test(steps: _Steps, baseline: _Baseline, limit: _Limit, window: Window) -> _Test:
+    """The window as it is, nothing set aside."""
+    totals = steps.totals(range(window.first, window.end))
+    p_value = _p_excess(baseline, limit, totals) if totals[1] > 0 else 1.0
+    return _Test(window, totals[0], totals[1], p_value, False, limit)
+
+
+def judge_ratio(
+    *,
+    rule: RatioRule,
+    baseline_series: StepSeries,
+    baseline_steps: int,
+    candidate: StepSeries,
+    candidate_steps: int,
+    blip_steps: int,
+    settings: DetectorSettings,
+) -> MetricEvidence:
+    """Decide one count-based metric's state from the baseline and the candidate so far."""
+    name = rule.label
+    baseline = _fit_baseline(_Steps.read(baseline_series, rule, baseline_steps))
+    if baseline is None:
+        summary = f"{name}: no baseline traffic to compare with"
+        return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
+    steps = _Steps.read(candidate, rule, candidate_steps)
+    if not any(steps.present):
+        summary = f"{name}: no candidate traffic since deploy"
+        return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
+    limits = _limits(baseline, rule)
+    report = _Reporter(rule, baseline, candidate.step_seconds)
+    set_aside = format_duration(blip_steps * candidate.step_seconds)
+
+    tests = [
+        test
+        for window in candidate_windows(candidate_steps, blip_steps, settings)
+        for limit in limits
+        if (test := _test_window(steps, baseline, limit, window, blip_steps)) is not None
+    ]
+    sustained = [t for t in tests if t.p_value <= settings.significance and t.spread_out]
+    if sustained:
+        test = min(sustained, key=lambda t: t.p_value)
+        wording = (
+            f"a blip cannot explain it: the excess holds in most {set_aside} stretches of "
+            f"the rest (chance it is noise: {format_chance(test.p_value)})"
+        )
+        return report(DetectionState.DEGRADED, test, wording)
+    weakest = min(tests, key=lambda t: t.p_value, default=None)
+    if weakest is not None and weakest.p_value <= settings.suspect_significance:
+        wording = (
+            f"not sustained enough to act on (chance it is noise: {format_chance(weakest.p_value)})"
+        )
+        return report(DetectionState.SUSPECT, weakest, wording)
+
+    recent = Window(max(0, candidate_steps - blip_steps), candidate_steps)
+    excursions = [_plain_test(steps, baseline, limit, recent) for limit in limits]
+    excursion = min(excursions, key=lambda t: t.p_value)
+    if excursion.p_value <= settings.significance:
+        wording = f"an excursion no longer than a {set_aside} blip so far"
+        return report(DetectionState.SUSPECT, excursion, wording)
+    since_deploy = Window(0, candidate_steps)
+    overall = [_plain_test(steps, baseline, limit, since_deploy) for limit in limits]
+    if excursion.exposure <= 0:
+        return report(
+            DetectionState.INCONCLUSIVE, overall[0], f"no traffic in the last {set_aside}"
+        )
+    totals = steps.totals(range(candidate_steps))
+    doubt = max(_doubt_within(baseline, test.limit, totals) for test in overall)
+    if doubt <= settings.healthy_doubt:
+        return report(DetectionState.HEALTHY, overall[0], "within its boundary")
+    wording = (
+        f"too little evidence to tell yet (baseline {baseline.events:,.0f} errors in "
+        f"{baseline.exposure:,.0f} requests; chance it is beyond the boundary {doubt:.0%})"
+    )
+    return report(DetectionState.INCONCLUSIVE, overall[0], wording)
+
+
+@dataclass(frozen=True)
+class _Reporter:
+    """Turns a window's test into evidence a person can check."""
+
+    rule: RatioRule
+    baseline: _Baseline
+    step_seconds: float
+
+    def __call__(self, state: DetectionState, test: _Test, wording: str) -> MetricEvidence:
+        rate = test.events / test.exposure if test.exposure > 0 else 0.0
+        base = self.baseline.rate
+        ratio = rate / base if base > 0 else None
+        shown_ratio = f"×{ratio:.1f}" if ratio is not None else "baseline had no errors"
+        seconds = test.window.length * self.step_seconds
+        without = test.set_aside_steps * self.step_seconds
+        trimmed = f" without its worst {format_duration(without)}" if without else ""
+        summary = (
+            f"{self.rule.label} {_percent(rate)} vs baseline {_percent(base)} "
+            f"({shown_ratio}, boundary {test.limit.text}) over the last "
+            f"{format_duration(seconds)}{trimmed}, {test.exposure:,.0f} requests, "
+            f"{test.events:,.0f} errors; {wording}"
+        )
+        return MetricEvidence(
+            metric=self.rule.name,
+            label=self.rule.label,
+            state=state,
+            summary=summary,
+            baseline_value=base,
+            candidate_value=rate,
+            ratio_to_baseline=ratio,
+            boundary=test.limit.text,
+            limit_value=test.limit.rate,
+            window_seconds=seconds,
+            sample_count=test.exposure,
+            event_count=test.events,
+            p_value=test.p_value,
+            blip_robust=test.spread_out if state == DetectionState.DEGRADED else None,
+        )

@@ -1,0 +1,219 @@
+"""Synthetic degradation scenarios, to check the detector on more than the shared files.
+
+Same recipe as the shared set: Poisson requests, overdispersed (beta-binomial-like) errors,
+lognormal p99 latency, and steps, ramps, blips, diurnal traffic and gaps on top. Each
+scenario's truth follows the shared definition: the first moment from which the noise-free
+error rate or p99 latency stays beyond its boundary for longer than the sustain time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+STEP_SECONDS = 15
+BASELINE_STEPS = 240
+CANDIDATE_STEPS = 960
+START = 1_767_225_600
+ERROR_RATIO_BOUNDARY = 1.5
+LATENCY_RATIO_BOUNDARY = 1.3
+MIN_SUSTAIN_SECONDS = 180
+# Per-request error correlation inside one step; gives the dispersion seen in the shared set.
+ERROR_CORRELATION = 0.0035
+# The shared blips are at least ~20 minutes apart; closer clusters are a separate stress test.
+BLIP_SPACING_SECONDS = 1200.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What happens to the candidate, as multipliers over time since deploy."""
+
+    name: str
+    kind: str
+    rps: float
+    seed: int
+    p0: float = 0.01
+    lat0: float = 0.2
+    error_multiplier: float = 1.0
+    latency_multiplier: float = 1.0
+    change_after_seconds: float = 0.0
+    ramp_seconds: float = 0.0
+    blips: tuple[float, ...] = ()
+    blip_seconds: float = 0.0
+    diurnal_amplitude: float = 0.0
+    gaps: tuple[tuple[float, float], ...] = ()
+    zero_traffic: tuple[tuple[float, float], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _multiplier(recipe: Recipe, target: float, since_deploy: np.ndarray) -> np.ndarray:
+    """Noise-free multiplier of a step or ramp change (1 before it starts)."""
+    elapsed = since_deploy - recipe.change_after_seconds
+    if recipe.ramp_seconds > 0:
+        progress = np.clip(elapsed / recipe.ramp_seconds, 0.0, 1.0)
+    else:
+        progress = (elapsed >= 0).astype(float)
+    return 1.0 + (target - 1.0) * progress
+
+
+def _truth(recipe: Recipe) -> float | None:
+    deploy_at = START + BASELINE_STEPS * STEP_SECONDS
+    candidates = []
+    for target, boundary in (
+        (recipe.error_multiplier, ERROR_RATIO_BOUNDARY),
+        (recipe.latency_multiplier, LATENCY_RATIO_BOUNDARY),
+    ):
+        if target <= boundary:
+            continue
+        crossing = recipe.ramp_seconds * (boundary - 1.0) / (target - 1.0)
+        candidates.append(deploy_at + recipe.change_after_seconds + crossing)
+    return min(candidates) if candidates else None
+
+
+def generate(recipe: Recipe) -> dict[str, Any]:
+    """One scenario document in the shared format."""
+    rng = np.random.default_rng(recipe.seed)
+    steps = BASELINE_STEPS + CANDIDATE_STEPS
+    since_deploy = (np.arange(steps) - BASELINE_STEPS) * STEP_SECONDS
+    after = since_deploy >= 0
+    load = np.ones(steps)
+    if recipe.diurnal_amplitude:
+        phase = rng.uniform(0, 2 * math.pi)
+        load = 1.0 + recipe.diurnal_amplitude * np.sin(2 * math.pi * since_deploy / 18000 + phase)
+    error_mult = np.where(after, _multiplier(recipe, recipe.error_multiplier, since_deploy), 1.0)
+    latency_mult = np.where(
+        after, _multiplier(recipe, recipe.latency_multiplier, since_deploy), 1.0
+    )
+    for blip_at in recipe.blips:
+        inside = (since_deploy >= blip_at) & (since_deploy < blip_at + recipe.blip_seconds)
+        error_mult = np.where(inside, error_mult * 10.0, error_mult)
+        latency_mult = np.where(inside, latency_mult * 2.5, latency_mult)
+    requests = rng.poisson(recipe.rps * STEP_SECONDS * load).astype(float)
+    for begin, end in recipe.zero_traffic:
+        requests[(since_deploy >= begin) & (since_deploy < end)] = 0
+    rate = np.clip(recipe.p0 * error_mult, 1e-9, 0.5)
+    step_rate = rng.gamma(rate / ERROR_CORRELATION, ERROR_CORRELATION)
+    errors = rng.binomial(requests.astype(int), np.clip(step_rate, 0.0, 1.0)).astype(float)
+    spread = 0.06 + 0.073 / math.sqrt(recipe.rps)
+    level = recipe.lat0 * latency_mult * (1.0 + 0.07 * (load - 1.0))
+    latency = level * np.exp(spread * rng.standard_normal(steps))
+    gap = np.zeros(steps, dtype=bool)
+    for begin, end in recipe.gaps:
+        gap |= (since_deploy >= begin) & (since_deploy < end)
+
+    def column(values: np.ndarray, missing: np.ndarray, digits: int) -> list[float | None]:
+        return [
+            None if m else round(float(v), digits) for v, m in zip(values, missing, strict=True)
+        ]
+
+    return {
+        "name": f"{recipe.name}-s{recipe.seed}",
+        "kind": recipe.kind,
+        "step_seconds": STEP_SECONDS,
+        "start": START,
+        "deploy_at": START + BASELINE_STEPS * STEP_SECONDS,
+        "baseline_version": "1",
+        "candidate_version": "2",
+        "boundaries": {
+            "error_rate": {"max_ratio_to_baseline": ERROR_RATIO_BOUNDARY},
+            "latency_p99_seconds": {"max_ratio_to_baseline": LATENCY_RATIO_BOUNDARY},
+        },
+        "min_sustain_seconds": MIN_SUSTAIN_SECONDS,
+        "series": {
+            "requests": column(requests, gap, 0),
+            "errors": column(errors, gap, 0),
+            "latency_p99_seconds": column(latency, gap | (requests == 0), 4),
+        },
+        "truth": {"degraded_from": _truth(recipe)},
+        "generator": {"rps": recipe.rps, "p0": recipe.p0, "lat0": recipe.lat0, "seed": recipe.seed},
+    }
+
+
+def _spaced_blips(rng: np.random.Generator, latest: float, spacing: float) -> tuple[float, ...]:
+    """Three to five blip start times at least ``spacing`` apart, as in the shared set."""
+    count = int(rng.integers(3, 6))
+    while True:
+        starts = sorted(float(x) for x in rng.uniform(0, latest, count))
+        if all(later - earlier >= spacing for earlier, later in itertools.pairwise(starts)):
+            return tuple(starts)
+
+
+def recipes(seed: int = 7000, repeats: int = 1) -> Iterator[Recipe]:
+    """A mix of every kind the shared set has, with fresh seeds and some unseen parameters."""
+    seeds = itertools.count(seed)
+    horizon = CANDIDATE_STEPS * STEP_SECONDS
+    for _ in range(repeats):
+        for rps, p0, mult in itertools.product((0.5, 5, 50), (0.005, 0.02), (1.0, 1.2)):
+            yield Recipe(
+                f"healthy-m{mult}-r{rps}-p{p0}",
+                "healthy",
+                rps,
+                next(seeds),
+                p0,
+                error_multiplier=mult,
+            )
+        for rps, mult in itertools.product((0.5, 5, 50), (2.0, 2.5, 4.0, 10.0)):
+            yield Recipe(f"step-m{mult}-r{rps}", "step", rps, next(seeds), error_multiplier=mult)
+        for rps in (5, 50):
+            yield Recipe(
+                f"step-m4-r{rps}-after30m",
+                "step",
+                rps,
+                next(seeds),
+                error_multiplier=4.0,
+                change_after_seconds=1800,
+            )
+        for rps, (target, ramp) in itertools.product(
+            (5, 50), ((5.0, 1800), (5.0, 7200), (3.0, 3600))
+        ):
+            yield Recipe(
+                f"ramp-to{target:g}-{ramp // 60:.0f}m-r{rps}",
+                "ramp",
+                rps,
+                next(seeds),
+                error_multiplier=target,
+                ramp_seconds=ramp,
+            )
+        for rps, seconds in itertools.product((5, 50), (30, 60, 120, 170)):
+            spacing = BLIP_SPACING_SECONDS
+            starts = _spaced_blips(np.random.default_rng(next(seeds)), horizon - seconds, spacing)
+            yield Recipe(
+                f"blip-x10-{seconds}s-r{rps}",
+                "blip",
+                rps,
+                next(seeds),
+                blips=starts,
+                blip_seconds=seconds,
+            )
+        for rps, amplitude in itertools.product((5, 50), (0.3, 0.6)):
+            yield Recipe(
+                f"diurnal-a{amplitude}-r{rps}",
+                "diurnal",
+                rps,
+                next(seeds),
+                diurnal_amplitude=amplitude,
+            )
+        yield Recipe(
+            "nodata-gaps-r5",
+            "nodata",
+            5,
+            next(seeds),
+            gaps=((120, 420), (2500, 3400), (9000, 9300)),
+        )
+        yield Recipe(
+            "nodata-zero-r5", "nodata", 5, next(seeds), zero_traffic=((120, 300), (2650, 3250))
+        )
+        yield Recipe("nodata-gaps-r0.5", "nodata", 0.5, next(seeds), gaps=((0, 600), (4000, 4900)))
+        for rps, mult in itertools.product((0.5, 5, 50), (1.5, 2.0)):
+            yield Recipe(
+                f"latency-x{mult}-r{rps}", "latency", rps, next(seeds), latency_multiplier=mult
+            )
+        for rps in (0.5, 5, 50):
+            yield Recipe(
+                f"latency-x1.15-r{rps}", "healthy", rps, next(seeds), latency_multiplier=1.15
+            )

@@ -1,0 +1,107 @@
+"""Scenario files: validation errors, replay as a live watch, and the shared set's scores."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.detection.scenario import (
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
+    replay,
+    replay_files,
+)
+from bot.detection.synthetic import Recipe, generate
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "scenarios"
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    document = generate(Recipe("step-m10-r5", "step", 5, seed=42, error_multiplier=10.0))
+    document.update(changes)
+    return document
+
+
+def _write(tmp_path: Path, document: Any, name: str = "scenario.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_strong_step_is_proposed_after_the_sustain_time_and_not_before(tmp_path: Path) -> None:
+    result = replay(load_scenario(_write(tmp_path, _document())), evaluation_interval_seconds=60)
+    scenario = parse_scenario(_document())
+    assert result.proposed_at is not None
+    assert scenario.deploy_at + scenario.min_sustain_seconds < result.proposed_at
+    assert result.proposed_at <= scenario.deploy_at + 600
+    assert result.decision.state.value == "degraded"
+
+
+def test_replay_files_yields_one_json_object_per_file(tmp_path: Path) -> None:
+    healthy = generate(Recipe("healthy", "healthy", 50, seed=43))
+    paths = [_write(tmp_path, _document(), "a.json"), _write(tmp_path, healthy, "b.json")]
+    lines = [json.dumps(item) for item in replay_files(paths)]
+    objects = [json.loads(line) for line in lines]
+    assert [o["name"] for o in objects] == ["step-m10-r5-s42", "healthy-s43"]
+    assert objects[0]["proposed_at"] is not None and isinstance(objects[0]["proposed_at"], int)
+    assert objects[1]["proposed_at"] is None
+    assert objects[1]["state"] in {"healthy", "inconclusive", "suspect"}
+    assert objects[1]["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.pop("step_seconds"), "step_seconds"),
+        (lambda d: d.update(boundaries={}), "boundaries"),
+        (
+            lambda d: d["boundaries"]["error_rate"].update(max_ratio=2),
+            "boundaries.error_rate.max_ratio",
+        ),
+        (lambda d: d["series"].pop("errors"), "series.errors"),
+        (lambda d: d["series"]["requests"].__setitem__(3, "many"), "series.requests[3]"),
+        (lambda d: d["series"]["errors"].pop(), "series"),
+        (lambda d: d.update(deploy_at=d["start"] + 7), "deploy_at"),
+        (lambda d: d.update(name=5), "name"),
+    ],
+)
+def test_a_malformed_scenario_names_the_file_and_the_field(
+    tmp_path: Path, mutate: Any, field: str
+) -> None:
+    document = copy.deepcopy(_document())
+    mutate(document)
+    path = _write(tmp_path, document, "broken.json")
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert str(path) in str(raised.value)
+    assert f"'{field}'" in str(raised.value)
+
+
+def test_invalid_json_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "name": "x",\n  oops\n}')
+    with pytest.raises(ScenarioError, match=r"bad\.json: line 3"):
+        load_scenario(path)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared scenarios not present")
+def test_the_shared_scenarios_have_no_false_premature_or_missed_rollback() -> None:
+    problems = []
+    files = sorted(SHARED.glob("*.json"))
+    assert files
+    for path in files:
+        scenario = load_scenario(path)
+        proposed = replay(scenario).proposed_at
+        truth = scenario.degraded_from
+        if truth is None and proposed is not None:
+            problems.append(f"{scenario.name}: false rollback at {proposed}")
+        elif truth is not None and proposed is None:
+            problems.append(f"{scenario.name}: missed")
+        elif truth is not None and proposed is not None and proposed < truth:
+            problems.append(f"{scenario.name}: premature by {truth - proposed:.0f}s")
+    assert problems == []
