@@ -9,7 +9,10 @@ The contract a receiver implements:
 
 and the headers ``Idempotency-Key`` (same as in the body; a receiver must apply a key at most
 once and answer a repeat with success), ``X-Rollbot-Timestamp`` (Unix seconds) and, when a
-secret is configured, ``X-Rollbot-Signature: sha256=<hex HMAC-SHA256 of the raw body>``.
+secret is configured, ``X-Rollbot-Signature: sha256=<hex HMAC-SHA256>`` computed over
+``"<timestamp>." + raw body``.
+Signing the timestamp with the body lets a receiver refuse replays: reject requests whose
+timestamp is more than five minutes old (``verify_signature`` does both checks).
 Answer 2xx when the shift is applied or accepted; a JSON body in the state shape below is
 taken as the new state, otherwise Rollbot reads the state with a GET. 409, 429 and 5xx are
 retried later; other 4xx answers fail the step.
@@ -55,15 +58,33 @@ class _Where(TypedDict):
 TIMESTAMP_HEADER = "X-Rollbot-Timestamp"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Rollbot-Signature`` value for a body."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+MAX_SIGNATURE_AGE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Rollbot-Signature`` value for a timestamp and a body."""
+    message = timestamp.encode("ascii") + b"." + body
+    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
-def verify_signature(secret: str, body: bytes, signature: str) -> bool:
-    """Whether a received signature matches the body (constant-time comparison)."""
-    return hmac.compare_digest(sign(secret, body), signature)
+def verify_signature(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    now: float,
+    max_age_seconds: float = MAX_SIGNATURE_AGE_SECONDS,
+) -> bool:
+    """For receivers: the signature matches (constant-time) and the timestamp is fresh."""
+    try:
+        age = now - int(timestamp)
+    except ValueError:
+        return False
+    if abs(age) > max_age_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 def _now() -> datetime:
@@ -146,14 +167,15 @@ class WebhookDeployer:
             "idempotency_key": idempotency_key,
         }
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(self._clock().timestamp()))
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "Idempotency-Key": idempotency_key,
-            TIMESTAMP_HEADER: str(int(self._clock().timestamp())),
+            TIMESTAMP_HEADER: timestamp,
         }
         if self._secret:
-            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
         with mapped_errors(**where):
             response = self._client.post(
                 self._url, content=body, headers=headers, timeout=self._timeout

@@ -84,7 +84,8 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 receiver.received.append((dict(self.headers), raw))
             if receiver.fail_with:
                 return self._answer(receiver.fail_with, {"error": "try later"})
-            expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+            signed = self.headers["X-Rollbot-Timestamp"].encode() + b"." + raw
+            expected = "sha256=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(self.headers.get("X-Rollbot-Signature", ""), expected):
                 return self._answer(401, {"error": "bad signature"})
             with receiver.lock:
@@ -155,10 +156,15 @@ def test_signature_is_verifiable_by_the_receiver(
     shift(webhook(url, client), "7", 100, "k")
 
     ((headers, raw),) = state.received
-    recomputed = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    assert headers["X-Rollbot-Signature"] == f"sha256={recomputed}"
-    assert verify_signature(SECRET, raw, headers["X-Rollbot-Signature"])
-    assert not verify_signature(SECRET, raw + b" ", headers["X-Rollbot-Signature"])
+    timestamp, signature = headers["X-Rollbot-Timestamp"], headers["X-Rollbot-Signature"]
+    recomputed = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256)
+    assert signature == f"sha256={recomputed.hexdigest()}"
+    now = NOW.timestamp()
+    assert verify_signature(SECRET, timestamp, raw, signature, now=now)
+    assert not verify_signature(SECRET, timestamp, raw + b" ", signature, now=now)
+    # A replay of the same request later than five minutes is refused.
+    assert not verify_signature(SECRET, timestamp, raw, signature, now=now + 301)
+    assert not verify_signature(SECRET, str(int(now) + 1), raw, signature, now=now)
     assert state.applied_keys == ["k"]
 
 
