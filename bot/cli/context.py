@@ -26,3 +26,18 @@ def load_runtime(*, with_config: bool = True) -> Runtime:
     config = load_config(settings.rollbot_config) if with_config else RollbotConfig()
     configure_logging()
     return Runtime(settings=settings, config=config, engine=make_engine(settings.database_url))
+
+
+def ensure_schema(runtime: Runtime) -> None:
+    """A fresh SQLite file gets its tables (demos start in one command); any other
+    unmigrated database is an error that says how to fix it."""
+    from sqlalchemy import inspect
+
+    from bot.errors import RollbotError
+    from bot.store import migrate
+
+    if inspect(runtime.engine).has_table("alembic_version"):
+        return
+    if runtime.engine.dialect.name != "sqlite":
+        raise RollbotError("the database has no tables yet: run 'rollbot db upgrade' first")
+    migrate.upgrade(runtime.settings.database_url)

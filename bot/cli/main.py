@@ -13,6 +13,11 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from bot.cli import audit, db
+from bot.cli import drill as drill_command
+from bot.cli import plan as plan_command
+from bot.cli import postmortem as postmortem_command
+from bot.cli import replay as replay_command
+from bot.cli import runbooks as runbooks_command
 from bot.cli.context import load_runtime
 from bot.errors import RollbotError
 
@@ -26,6 +31,11 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(runbooks_command.app, name="runbooks")
+app.command("plan")(plan_command.plan)
+app.command("drill")(drill_command.drill)
+app.command("postmortem")(postmortem_command.postmortem)
+app.command("replay")(replay_command.replay)
 
 
 @app.command()
@@ -36,11 +46,24 @@ def web(
     """Serve the Slack endpoint, alert webhooks, /healthz, /readyz and /metrics."""
     import uvicorn
 
+    from bot.slack.runtime import connect_socket_mode, slack_app_for
     from bot.web.app import create_app
+    from bot.wiring import build_metrics_source
+    from bot.worker.jobs import runtime_notifier
 
     runtime = load_runtime()
+    slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
+    if slack_app is not None and runtime.settings.slack_app_token:
+        # Socket Mode: Slack requests arrive over the websocket, not at /slack/events.
+        connect_socket_mode(slack_app, runtime.settings.slack_app_token)
+        slack_app = None
+    web_app = create_app(runtime.engine, slack_app=slack_app)
+    # Alert intake and postmortem pages share the process's configuration and notifier.
+    web_app.state.config = runtime.config
+    web_app.state.notifier = runtime_notifier(runtime)
+    web_app.state.metrics = build_metrics_source(runtime.config, runtime.settings)
     uvicorn.run(
-        create_app(runtime.engine),
+        web_app,
         host=host,
         port=port or runtime.settings.port,
         log_config=None,

@@ -9,29 +9,8 @@ import yaml
 from pydantic import ValidationError
 
 from bot.config.models import RollbotConfig
+from bot.config.yaml_lines import FieldPath, LineMap, index_lines, line_of
 from bot.errors import ConfigError
-
-FieldPath = tuple[str | int, ...]
-
-
-def _line_index(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None:
-    """Record the 1-based line of every mapping key and sequence item under ``node``."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            lines[child] = key_node.start_mark.line + 1
-            _line_index(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _line_index(item, (*path, index), lines)
-
-
-def _nearest_line(path: FieldPath, lines: dict[FieldPath, int]) -> int:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
 
 
 def _dotted(path: FieldPath) -> str:
@@ -65,9 +44,7 @@ def parse_config(text: str, *, source: str = "<config>") -> RollbotConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the configuration must be a mapping of sections")
-    lines: dict[FieldPath, int] = {}
-    if node is not None:
-        _line_index(node, (), lines)
+    lines = index_lines(node)
     try:
         config = RollbotConfig.model_validate(data)
     except ValidationError as exc:
@@ -76,14 +53,14 @@ def parse_config(text: str, *, source: str = "<config>") -> RollbotConfig:
     if problems:
         raise ConfigError(
             "\n".join(
-                f"{source}:{_nearest_line(where, lines)}: {_dotted(where)}: {message}"
+                f"{source}:{line_of(where, lines)}: {_dotted(where)}: {message}"
                 for where, message in problems
             )
         )
     return config
 
 
-def _format_errors(source: str, exc: ValidationError, lines: dict[FieldPath, int]) -> str:
+def _format_errors(source: str, exc: ValidationError, lines: LineMap) -> str:
     rendered = []
     for error in exc.errors():
         where: FieldPath = tuple(error["loc"])
@@ -92,5 +69,5 @@ def _format_errors(source: str, exc: ValidationError, lines: dict[FieldPath, int
             message = "unknown field (check the spelling)"
         elif error["type"] == "missing":
             message = "required field is missing"
-        rendered.append(f"{source}:{_nearest_line(where, lines)}: {_dotted(where)}: {message}")
+        rendered.append(f"{source}:{line_of(where, lines)}: {_dotted(where)}: {message}")
     return "\n".join(rendered)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.config.durations import Duration
+from bot.config.watch import WatchConfig
 
 
 class Section(BaseModel):
@@ -84,10 +85,12 @@ class ModelConfig(Section):
     deployer: str
     target: dict[str, Any] = Field(default_factory=dict)
     runbook: str = "immediate-rollback"
+    # Values for the runbook's parameters (e.g. a longer bake time for this model).
+    runbook_parameters: dict[str, Any] = Field(default_factory=dict)
     approval_policy: str = "default"
     safe_version: SafeVersionPolicy = SafeVersionPolicy()
     components: list[ComponentConfig] = Field(default_factory=list)
-    watch: dict[str, Any] | None = None
+    watch: WatchConfig | None = None
     owners: list[str] = Field(default_factory=list)
 
 

@@ -19,3 +19,4 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     prometheus_url: str | None = None
+    rollbot_web_token: str | None = None

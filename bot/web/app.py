@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt import App
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,12 +17,19 @@ from starlette.concurrency import run_in_threadpool
 from bot import __version__
 from bot.store import migrate
 from bot.telemetry import HTTP_LATENCY, HTTP_REQUESTS
+from bot.web.alerts import router as alerts_router
+from bot.web.postmortem import router as postmortem_router
+from bot.web.slack import mount_slack
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The web app over one database engine."""
+def create_app(engine: Engine, *, slack_app: App | None = None) -> FastAPI:
+    """The web app over one database engine; with ``slack_app``, also POST /slack/events."""
     app = FastAPI(title="Rollbot", version=__version__, docs_url=None, redoc_url=None)
     app.state.engine = engine
+    app.include_router(alerts_router)
+    app.include_router(postmortem_router)
+    if slack_app is not None:
+        mount_slack(app, slack_app)
 
     @app.middleware("http")
     async def count_requests(

@@ -2,15 +2,92 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.worker.main import PeriodicJob
 
 if TYPE_CHECKING:
     from bot.cli.context import Runtime
+    from bot.notify import Notifier
 
 
 def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
     """Every job the scheduler leader runs."""
-    del runtime  # the domain jobs (watches, approvals, runbook steps) register here
-    return []
+    return [
+        runbook_runs_job(runtime),
+        watches_job(runtime),
+        approvals_expiry_job(runtime),
+    ]
+
+
+def runtime_notifier(runtime: Runtime) -> Notifier:
+    """Slack when a bot token is configured; nobody otherwise (the timeline still records)."""
+    from bot.notify import NullNotifier
+
+    if not runtime.settings.slack_bot_token:
+        return NullNotifier()
+    from bot.slack.runtime import slack_notifier
+
+    return slack_notifier(runtime.settings, runtime.config, runtime.engine)
+
+
+def runbook_runs_job(runtime: Runtime) -> PeriodicJob:
+    """Start approved runs and resume any whose worker died (their lease ran out)."""
+    from bot.notify import NotifyingRunObserver
+    from bot.runs.live import live_engine
+    from bot.worker.main import worker_identity
+
+    engine = live_engine(
+        runtime.engine,
+        runtime.config,
+        runtime.settings,
+        worker_id=worker_identity(),
+        observer=NotifyingRunObserver(runtime_notifier(runtime)),
+    )
+
+    def resume_runs() -> None:
+        engine.resume_unfinished()
+
+    return PeriodicJob(name="runbook-runs", interval=timedelta(seconds=5), run=resume_runs)
+
+
+def watches_job(runtime: Runtime) -> PeriodicJob:
+    """Evaluate due watches every 15 s (each watch still runs once per its own interval)."""
+    import functools
+
+    from bot.errors import ConfigError
+    from bot.proposals import default_tools, propose_with
+    from bot.watches.evaluate import evaluate_once
+    from bot.watches.targets import watched_models
+    from bot.wiring import build_metrics_source
+
+    config, settings = runtime.config, runtime.settings
+    source, watched = build_metrics_source(config, settings), watched_models(config)
+    if watched and source is None:
+        raise ConfigError(
+            f"models {', '.join(sorted(watched))} have a watch but no metrics source: "
+            "set metrics.url or PROMETHEUS_URL"
+        )
+    proposer = functools.partial(propose_with, tools=default_tools(config, settings))
+    notifier = runtime_notifier(runtime)
+
+    def evaluate() -> None:
+        if source is not None and watched:
+            evaluate_once(
+                runtime.engine, config=config, source=source, proposer=proposer, notifier=notifier
+            )
+
+    return PeriodicJob(name="watches", interval=timedelta(seconds=15), run=evaluate)
+
+
+def approvals_expiry_job(runtime: Runtime) -> PeriodicJob:
+    """Expire rollback requests past their deadline every 30 s and update their cards."""
+    from bot.approvals.expiry import expire_requests
+
+    notifier = runtime_notifier(runtime)
+
+    def expire() -> None:
+        expire_requests(runtime.engine, notifier=notifier)
+
+    return PeriodicJob(name="approvals-expiry", interval=timedelta(seconds=30), run=expire)

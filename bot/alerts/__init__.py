@@ -1,0 +1,1 @@
+"""Alertmanager alerts: validated, deduplicated by fingerprint, grouped into model incidents."""

@@ -1,0 +1,1 @@
+"""Approvals: who may approve a rollback, how many must, and until when."""

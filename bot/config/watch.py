@@ -1,0 +1,206 @@
+"""What a watch reads and where it draws the line: PromQL templates and rollback boundaries.
+
+Templates use two placeholders: ``$selector`` (the label matchers picking the watched models,
+filled in by the query grouping) and ``$step`` (one sample's width, such as ``1m``). A
+watch can be three lines because the well-known metrics carry complete defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.config.durations import Duration
+from bot.detection.rules import Boundary, Direction, GaugeRule, MetricRule, RatioRule
+
+
+class MetricKind(StrEnum):
+    """A rate given as counts, or a value sampled per step."""
+
+    RATIO = "ratio"
+    GAUGE = "gauge"
+
+
+_KNOWN_METRICS: dict[str, dict[str, Any]] = {
+    "error_rate": {
+        "kind": MetricKind.RATIO,
+        "numerator": "increase(model_errors_total{$selector}[$step])",
+        "denominator": "increase(model_requests_total{$selector}[$step])",
+        "max_ratio_to_baseline": 1.5,
+        "label": "error rate",
+    },
+    "latency_p99_seconds": {
+        "kind": MetricKind.GAUGE,
+        "query": "model_latency_p99_seconds{$selector}",
+        "aggregation": "max",
+        "max_ratio_to_baseline": 1.3,
+        "label": "p99 latency",
+        "unit": "s",
+    },
+    "confidence": {
+        "kind": MetricKind.GAUGE,
+        "query": "model_prediction_confidence{$selector}",
+        "direction": Direction.LOWER_IS_WORSE,
+        "min_ratio_to_baseline": 0.9,
+        "label": "mean confidence",
+    },
+    "drift_score": {
+        "kind": MetricKind.GAUGE,
+        "query": "model_drift_score{$selector}",
+        "aggregation": "max",
+        "max_value": 0.3,
+        "label": "drift score",
+    },
+}
+
+
+class _Section(BaseModel):
+    # The same strictness as bot.config.models.Section; that module imports this one, so the
+    # base is repeated here rather than imported back.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricConfig(_Section):
+    """One watched metric: its PromQL and its rollback boundaries."""
+
+    kind: MetricKind = MetricKind.RATIO
+    numerator: str | None = None
+    denominator: str | None = None
+    query: str | None = None
+    # Gauges from several replicas are combined per version with this aggregation.
+    aggregation: Literal["avg", "max", "min", "sum"] = "avg"
+    direction: Direction = Direction.HIGHER_IS_WORSE
+    max_ratio_to_baseline: float | None = Field(default=None, gt=0)
+    max_value: float | None = Field(default=None, ge=0)
+    min_ratio_to_baseline: float | None = Field(default=None, gt=0)
+    min_value: float | None = Field(default=None, ge=0)
+    label: str = ""
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricConfig:
+        if self.kind == MetricKind.RATIO and not (self.numerator and self.denominator):
+            raise ValueError("a ratio metric needs 'numerator' and 'denominator' PromQL")
+        if self.kind == MetricKind.GAUGE and not self.query:
+            raise ValueError("a gauge metric needs 'query' PromQL")
+        for template in self.templates():
+            if "$selector" not in template:
+                raise ValueError(f"PromQL {template!r} must contain $selector")
+        if self.boundary().is_empty():
+            raise ValueError("set at least one boundary (max_ratio_to_baseline, max_value, ...)")
+        return self
+
+    def templates(self) -> list[str]:
+        """The PromQL templates this metric reads."""
+        if self.kind == MetricKind.RATIO:
+            return [self.numerator or "", self.denominator or ""]
+        return [self.query or ""]
+
+    def boundary(self) -> Boundary:
+        """The rollback boundary in the detector's terms."""
+        return Boundary(
+            max_ratio_to_baseline=self.max_ratio_to_baseline,
+            max_value=self.max_value,
+            min_ratio_to_baseline=self.min_ratio_to_baseline,
+            min_value=self.min_value,
+        )
+
+    def rule(self, name: str) -> MetricRule:
+        """The detector rule; ratio columns are named ``<metric>:numerator/denominator``."""
+        if self.kind == MetricKind.RATIO:
+            return RatioRule(
+                name=name,
+                boundary=self.boundary(),
+                numerator=numerator_column(name),
+                denominator=denominator_column(name),
+                label=self.label or name.replace("_", " "),
+            )
+        return GaugeRule(
+            name=name,
+            boundary=self.boundary(),
+            series=name,
+            direction=self.direction,
+            label=self.label,
+            unit=self.unit,
+        )
+
+
+def numerator_column(metric: str) -> str:
+    """The sampled column holding a ratio metric's numerator counts."""
+    return f"{metric}:numerator"
+
+
+def denominator_column(metric: str) -> str:
+    """The sampled column holding a ratio metric's denominator counts."""
+    return f"{metric}:denominator"
+
+
+def _with_known_defaults(name: str, raw: Any) -> Any:
+    """A well-known metric's defaults under what the configuration sets itself."""
+    known = _KNOWN_METRICS.get(name)
+    if raw is None:
+        raw = {}
+    if known is None or not isinstance(raw, dict):
+        return raw
+    if "kind" in raw and raw["kind"] != known["kind"]:
+        return raw
+    overrides_boundary = any(key in raw for key in _BOUNDARY_KEYS)
+    base = {k: v for k, v in known.items() if not (overrides_boundary and k in _BOUNDARY_KEYS)}
+    return {**base, **raw}
+
+
+_BOUNDARY_KEYS = {"max_ratio_to_baseline", "max_value", "min_ratio_to_baseline", "min_value"}
+
+
+class WatchConfig(_Section):
+    """A model's live watch; ``watch: {}`` watches the error rate with every default."""
+
+    metrics: dict[str, MetricConfig] = Field(
+        default_factory=lambda: {"error_rate": MetricConfig(**_KNOWN_METRICS["error_rate"])}
+    )
+    # An excursion shorter than this is a blip and never a reason to roll back.
+    sustain: Duration = timedelta(minutes=3)
+    interval: Duration = timedelta(minutes=1)
+    cooldown: Duration = timedelta(hours=1)
+    # One sample's width; wider than the scrape interval so each step holds several scrapes.
+    step: Duration = timedelta(minutes=1)
+    # How much of the safe version's history before the deploy forms the baseline.
+    baseline_window: Duration = timedelta(hours=1)
+    # "auto" compares against the safe version live while both serve (a canary), else
+    # against its window before the deploy.
+    baseline: Literal["auto", "before_deploy", "live"] = "auto"
+    # How far back the candidate's samples are read at most, however old the deploy.
+    lookback: Duration = timedelta(hours=6)
+    confirmations: int = Field(default=1, ge=1, le=10)
+    model_label: str = Field(default="model", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    version_label: str = Field(default="version", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    # The model's name as Prometheus labels it, when it differs from the configuration key.
+    metrics_name: str | None = None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _expand_known(cls, raw: Any) -> Any:
+        if isinstance(raw, list):
+            raw = {name: {} for name in raw}
+        if isinstance(raw, dict):
+            return {name: _with_known_defaults(name, value) for name, value in raw.items()}
+        return raw
+
+    @model_validator(mode="after")
+    def _sane_timing(self) -> WatchConfig:
+        if not self.metrics:
+            raise ValueError("a watch needs at least one metric")
+        if self.step.total_seconds() < 1:
+            raise ValueError("step must be at least 1s")
+        if self.interval.total_seconds() < 1:
+            raise ValueError("interval must be at least 1s")
+        if self.baseline_window < 2 * self.step:
+            raise ValueError("baseline_window must cover at least two steps")
+        return self
+
+    def rules(self) -> list[MetricRule]:
+        """The detector rules of every metric."""
+        return [metric.rule(name) for name, metric in self.metrics.items()]

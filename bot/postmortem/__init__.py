@@ -1,0 +1,1 @@
+"""Postmortems: blameless draft reports written from the incident's timeline and rows."""

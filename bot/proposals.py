@@ -1,0 +1,173 @@
+"""The proposal flow: a person or a detection asks for a rollback; approvers get a plan.
+
+`propose_rollback` renders the plan first, so when there is no safe version (or the model is
+unknown) it says so plainly and nothing is written: no request, no half-opened incident.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from bot.approvals import service as approvals
+from bot.approvals.policy import PolicySnapshot
+from bot.approvals.service import RunStarter
+from bot.config.models import RollbotConfig
+from bot.config.settings import Settings
+from bot.errors import NotFoundError
+from bot.incidents import service as incidents
+from bot.runs.contracts import Plan
+from bot.runs.service import create_run
+from bot.store.models import ApprovalRequest, Incident
+from bot.store.types import utcnow
+
+
+class Planner(Protocol):
+    """``plan_rollback`` from the runbook package: render the plan for one model."""
+
+    def __call__(
+        self,
+        *,
+        config: RollbotConfig,
+        runbooks: Mapping[str, Any],
+        session: Session,
+        components_for: Callable[..., Any],
+        model: str,
+        to_version: str | None = None,
+        runbook: str | None = None,
+    ) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class RollbackTools:
+    """What proposing, approving and starting a rollback needs, injected at the edges."""
+
+    config: RollbotConfig
+    runbooks: Mapping[str, Any]
+    components_for: Callable[..., Any]
+    planner: Planner
+    start_run: RunStarter
+
+    def plan(
+        self, session: Session, *, model: str, to_version: str | None, runbook: str | None = None
+    ) -> Plan:
+        """Render the plan for a model now."""
+        return self.planner(
+            config=self.config,
+            runbooks=self.runbooks,
+            session=session,
+            components_for=self.components_for,
+            model=model,
+            to_version=to_version,
+            runbook=runbook,
+        )
+
+
+def default_planner() -> Planner:
+    """``bot.runbooks.plan_rollback``, imported when first needed."""
+    from bot.runbooks import plan_rollback
+
+    return plan_rollback
+
+
+def default_tools(config: RollbotConfig, settings: Settings) -> RollbackTools:
+    """The real planner, runbooks, integrations and run service of a running process."""
+    from bot.runbooks import load_runbooks, locate_runbooks_dir, plan_rollback
+    from bot.wiring import components_for
+
+    directory = locate_runbooks_dir(config.runbooks_dir, Path(settings.rollbot_config))
+    return RollbackTools(
+        config=config,
+        runbooks=load_runbooks(directory),
+        # Settings carry the secrets the adapters need; the planner only names the model.
+        components_for=functools.partial(components_for, config, settings),
+        planner=plan_rollback,
+        start_run=create_run,
+    )
+
+
+def propose_rollback(
+    session: Session,
+    *,
+    config: RollbotConfig,
+    runbooks: Mapping[str, Any],
+    components_for: Callable[..., Any],
+    model: str,
+    to_version: str | None,
+    requested_by: str,
+    via: str,
+    reason: str | None,
+    evidence: dict[str, Any] | None = None,
+    incident_id: int | None = None,
+    runbook: str | None = None,
+    planner: Planner | None = None,
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    """Open or join the model's incident and record a proposal bound to the rendered plan.
+
+    Raises NotFoundError for an unknown model and whatever the planner raises when no safe
+    version exists (NoSafeVersion); in both cases nothing is written. A newer proposal
+    supersedes (cancels) the model's pending ones.
+    """
+    model_config = config.models.get(model)
+    if model_config is None:
+        known = ", ".join(sorted(config.models)) or "none configured"
+        raise NotFoundError(f"unknown model {model!r} (known: {known})")
+    plan = (planner or default_planner())(
+        config=config,
+        runbooks=runbooks,
+        session=session,
+        components_for=components_for,
+        model=model,
+        to_version=to_version,
+        runbook=runbook,
+    )
+    incident = _incident_for(session, model=model, actor=requested_by, via=via, id=incident_id)
+    for stale in approvals.pending_for_model(session, model=model):
+        approvals.cancel(
+            session, request=stale, actor=requested_by, source=via, why="superseded by a new one"
+        )
+    incident.from_version = plan.from_version
+    incident.to_version = plan.to_version
+    session.add(incident)
+    return approvals.create_request(
+        session,
+        plan=plan,
+        incident=incident,
+        policy_name=model_config.approval_policy,
+        policy=PolicySnapshot.from_config(config.approval_policies[model_config.approval_policy]),
+        evidence=evidence or {},
+        requested_by=requested_by,
+        via=via,
+        reason=reason,
+        now=now or utcnow(),
+    )
+
+
+def propose_with(session: Session, *, tools: RollbackTools, **kwargs: Any) -> ApprovalRequest:
+    """`propose_rollback` with the process's tools."""
+    return propose_rollback(
+        session,
+        config=tools.config,
+        runbooks=tools.runbooks,
+        components_for=tools.components_for,
+        planner=tools.planner,
+        **kwargs,
+    )
+
+
+def _incident_for(
+    session: Session, *, model: str, actor: str, via: str, id: int | None
+) -> Incident:
+    if id is not None:
+        return incidents.get(session, incident_id=id)
+    incident, _opened = incidents.open_or_join(
+        session, model=model, title=f"{model} degraded", actor=actor, source=via
+    )
+    return incident

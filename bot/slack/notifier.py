@@ -1,0 +1,205 @@
+"""The Notifier that speaks Slack: incident channels, headlines, approval cards, run progress.
+
+Notifications are best effort: a Slack outage is logged and never undoes or blocks the
+domain change that was already committed (the timeline is the record).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from bot.approvals import service as approvals
+from bot.approvals.policy import ApproverLookupFailed
+from bot.config.models import RollbotConfig
+from bot.incidents import service as incidents
+from bot.slack import blocks, channels
+from bot.slack.usergroups import UsergroupDirectory
+from bot.store import session_scope
+from bot.store.models import Incident, RunbookRun, StepRun, StepState
+
+log = logging.getLogger(__name__)
+_Method = TypeVar("_Method", bound=Callable[..., None])
+
+
+def best_effort(method: _Method) -> _Method:
+    """Log Slack failures instead of raising: the database already holds the truth."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except (SlackApiError, SlackClientError, ApproverLookupFailed) as exc:
+            log.warning("slack notification %s(%s) failed: %s", method.__name__, kwargs, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SlackNotifier:
+    """Posts and updates Rollbot's messages through the Slack Web API."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        engine: Engine,
+        config: RollbotConfig,
+        directory: UsergroupDirectory | None = None,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._config = config
+        self._directory = directory or UsergroupDirectory(client)
+
+    @best_effort
+    def incident_opened(self, *, incident_id: int) -> None:
+        """Create the incident channel, invite responders and post the headline."""
+        with session_scope(self._engine) as session:
+            incident = incidents.get(session, incident_id=incident_id)
+            if incident.channel_id is not None:
+                return
+            name = channels.channel_name(
+                prefix=self._config.slack.channel_prefix,
+                subject=incident.model or f"incident-{incident.id}",
+                day=incident.created_at,
+            )
+            declared_by = incident.declared_by
+        channel = channels.create_channel(self._client, name=name)
+        people = [*self._config.slack.responders]
+        if declared_by and declared_by.startswith("U"):
+            people.append(declared_by)
+        channels.invite(self._client, channel=channel, users=self._directory.expand(people))
+        with session_scope(self._engine) as session:
+            incident = incidents.get(session, incident_id=incident_id)
+            response = self._client.chat_postMessage(
+                channel=channel, text=incident.title, blocks=self._headline(session, incident)
+            )
+            incidents.attach_channel(
+                session, incident=incident, channel_id=channel, headline_ts=response["ts"]
+            )
+        if self._config.slack.announce_channel:
+            self._client.chat_postMessage(
+                channel=self._config.slack.announce_channel,
+                text=f"Incident #{incident_id} opened: {incident.title} in <#{channel}>",
+            )
+
+    @best_effort
+    def incident_updated(self, *, incident_id: int) -> None:
+        """Refresh the headline in place."""
+        with session_scope(self._engine) as session:
+            incident = incidents.get(session, incident_id=incident_id)
+            if incident.channel_id is None or incident.headline_ts is None:
+                return
+            self._client.chat_update(
+                channel=incident.channel_id,
+                ts=incident.headline_ts,
+                text=incident.title,
+                blocks=self._headline(session, incident),
+            )
+
+    @best_effort
+    def proposal_created(self, *, request_id: int) -> None:
+        """Post the approval card where the incident is handled."""
+        with session_scope(self._engine) as session:
+            request = approvals.get(session, request_id=request_id)
+            incident = session.get(Incident, request.incident_id) if request.incident_id else None
+            channel = (incident.channel_id if incident else None) or (
+                self._config.slack.announce_channel
+            )
+            if channel is None:
+                log.warning("rollback request #%s has no channel to be posted in", request_id)
+                return
+            text, card = blocks.approval_card(request, [])
+            response = self._client.chat_postMessage(channel=channel, text=text, blocks=card)
+            request.slack_channel, request.slack_ts = channel, response["ts"]
+            session.add(request)
+
+    @best_effort
+    def proposal_decided(self, *, request_id: int) -> None:
+        """Show the outcome on the card, and the headline."""
+        with session_scope(self._engine) as session:
+            request = approvals.get(session, request_id=request_id)
+            decisions = approvals.decisions(session, request_id=request_id)
+            if request.slack_channel and request.slack_ts:
+                text, card = blocks.approval_card(request, decisions)
+                self._client.chat_update(
+                    channel=request.slack_channel, ts=request.slack_ts, text=text, blocks=card
+                )
+            incident_id = request.incident_id
+        if incident_id is not None:
+            self.incident_updated(incident_id=incident_id)
+
+    @best_effort
+    def run_progress(self, *, run_id: int, message: str) -> None:
+        """Say what the run did in the incident channel, and refresh the headline."""
+        with session_scope(self._engine) as session:
+            run = session.get(RunbookRun, run_id)
+            incident = session.get(Incident, run.incident_id) if run and run.incident_id else None
+            channel = incident.channel_id if incident else None
+        if channel is None or incident is None or incident.id is None:
+            return
+        self._client.chat_postMessage(channel=channel, text=message)
+        self.incident_updated(incident_id=incident.id)
+
+    @best_effort
+    def evidence_posted(
+        self,
+        *,
+        incident_id: int,
+        summary: str,
+        chart_png: bytes | None = None,
+        filename: str = "evidence.png",
+    ) -> None:
+        """Post the numbers, with the chart as a file when there is one."""
+        with session_scope(self._engine) as session:
+            channel = incidents.get(session, incident_id=incident_id).channel_id
+        if channel is None:
+            return
+        if chart_png is None:
+            self._client.chat_postMessage(channel=channel, text=summary)
+            return
+        self._client.files_upload_v2(
+            channel=channel, file=chart_png, filename=filename, initial_comment=summary
+        )
+
+    @best_effort
+    def documents_posted(
+        self, *, incident_id: int, summary: str, files: list[tuple[str, bytes]]
+    ) -> None:
+        """Upload the files to the incident's channel with the summary as the comment."""
+        with session_scope(self._engine) as session:
+            channel = incidents.get(session, incident_id=incident_id).channel_id
+        if channel is None:
+            return
+        self._client.files_upload_v2(
+            channel=channel,
+            file_uploads=[{"file": content, "filename": name} for name, content in files],
+            initial_comment=summary,
+        )
+
+    def _headline(self, session: Session, incident: Incident) -> list[blocks.Block]:
+        run = session.exec(
+            select(RunbookRun)
+            .where(RunbookRun.incident_id == incident.id)
+            .order_by(col(RunbookRun.id).desc())
+        ).first()
+        done = 0
+        if run is not None:
+            done = int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(StepRun)
+                    .where(StepRun.run_id == run.id)
+                    .where(StepRun.phase == "forward")
+                    .where(StepRun.state == StepState.SUCCEEDED)
+                )
+                or 0
+            )
+        return blocks.headline(incident, run, done)

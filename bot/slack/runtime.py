@@ -1,0 +1,63 @@
+"""Build the Slack surface for a running process, in HTTP mode or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+
+from bot.config.models import RollbotConfig
+from bot.config.settings import Settings
+from bot.proposals import default_tools
+from bot.slack.app import create_slack_app
+from bot.slack.notifier import SlackNotifier
+from bot.slack.surface import Surface
+from bot.slack.usergroups import UsergroupDirectory
+
+log = logging.getLogger(__name__)
+
+
+def web_client(settings: Settings) -> WebClient:
+    """A Web API client for the bot token, at ``SLACK_API_URL``."""
+    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+
+
+def slack_notifier(settings: Settings, config: RollbotConfig, engine: Engine) -> SlackNotifier:
+    """The Slack notifier for processes that post but take no requests (the worker)."""
+    return SlackNotifier(web_client(settings), engine=engine, config=config)
+
+
+def slack_app_for(settings: Settings, config: RollbotConfig, engine: Engine) -> App | None:
+    """The bolt App, or None when no bot token is configured (Slack is then off)."""
+    if not settings.slack_bot_token:
+        log.warning("SLACK_BOT_TOKEN is not set: the Slack surface is off")
+        return None
+    socket_mode = bool(settings.slack_app_token)
+    if not socket_mode and not settings.slack_signing_secret:
+        log.warning("SLACK_SIGNING_SECRET is not set: the Slack surface is off")
+        return None
+    client = web_client(settings)
+    directory = UsergroupDirectory(client)
+    surface = Surface(
+        engine=engine,
+        config=config,
+        notifier=SlackNotifier(client, engine=engine, config=config, directory=directory),
+        members_of=directory,
+        tools_factory=lambda: default_tools(config, settings),
+    )
+    return create_slack_app(
+        surface,
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        socket_mode=socket_mode,
+    )
+
+
+def connect_socket_mode(app: App, app_token: str) -> SocketModeHandler:
+    """Open the Socket Mode connection in the background (no public URL needed)."""
+    handler = SocketModeHandler(app, app_token)
+    handler.connect()
+    return handler

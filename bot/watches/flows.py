@@ -1,0 +1,158 @@
+"""A degraded verdict becomes an incident, its evidence and a rollback proposal."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from bot.detection.evidence import Decision
+from bot.errors import RollbotError
+from bot.incidents import service as incidents
+from bot.store.models import ApprovalRequest, Incident
+from bot.timeline import record_event
+from bot.watches.targets import WatchTarget
+
+log = logging.getLogger(__name__)
+
+ACTOR = "rollbot"
+SOURCE = "watch"
+
+
+class Proposer(Protocol):
+    """``bot.proposals.propose_with`` bound to the process's tools."""
+
+    def __call__(
+        self,
+        session: Session,
+        *,
+        model: str,
+        to_version: str | None,
+        requested_by: str,
+        via: str,
+        reason: str | None,
+        evidence: dict[str, Any] | None = None,
+        incident_id: int | None = None,
+    ) -> ApprovalRequest: ...
+
+
+@dataclass(frozen=True)
+class DetectionOutcome:
+    """What a degraded verdict led to, for notifying after the commit."""
+
+    incident_id: int
+    opened: bool
+    request_id: int | None
+    no_proposal_reason: str | None
+
+
+def degraded_since(decision: Decision, target: WatchTarget) -> datetime:
+    """When the excess began: the start of the deciding window, never before the deploy."""
+    starts = [
+        decision.evaluated_at - evidence.window_seconds
+        for evidence in decision.deciding_metrics
+        if evidence.window_seconds is not None
+    ]
+    moment = min(starts) if starts else decision.evaluated_at
+    return max(datetime.fromtimestamp(moment, UTC), target.deployed_at)
+
+
+def decision_details(decision: Decision, target: WatchTarget, baseline_mode: str) -> dict[str, Any]:
+    """The numbers behind a verdict, as stored on the timeline and the proposal."""
+    return {
+        "model": target.model,
+        "candidate_version": target.candidate_version,
+        "baseline_version": target.baseline_version,
+        "baseline_mode": baseline_mode,
+        "deployed_at": target.deployed_at.isoformat(),
+        **decision.to_dict(),
+    }
+
+
+def record_decision(
+    session: Session, *, target: WatchTarget, details: dict[str, Any], incident_id: int | None
+) -> None:
+    """A ``detection.decision`` event on the model's incident, or the global chain."""
+    record_event(
+        session,
+        incident_id=incident_id,
+        kind="detection.decision",
+        source=SOURCE,
+        actor=ACTOR,
+        summary=(
+            f"{target.model} {target.candidate_version}: {details['state']} "
+            f"({details['explanation']})"
+        ),
+        details=details,
+        occurred_at=datetime.fromtimestamp(details["evaluated_at"], UTC),
+    )
+
+
+def act_on_degraded(
+    session: Session,
+    *,
+    target: WatchTarget,
+    decision: Decision,
+    details: dict[str, Any],
+    proposer: Proposer,
+    now: datetime,
+) -> DetectionOutcome:
+    """Open or join the incident, record the verdict in it and propose the rollback."""
+    incident, opened = incidents.open_or_join(
+        session,
+        model=target.model,
+        title=f"{target.model} {target.candidate_version} degraded",
+        actor=ACTOR,
+        source=SOURCE,
+        detected_at=now,
+        degraded_at=degraded_since(decision, target),
+        details={"candidate_version": target.candidate_version},
+    )
+    incidents.mark_time(
+        session, incident=incident, key="degraded_at", at=degraded_since(decision, target)
+    )
+    incidents.mark_time(session, incident=incident, key="detected_at", at=now)
+    assert incident.id is not None
+    record_decision(session, target=target, details=details, incident_id=incident.id)
+    request_id, reason = _propose(
+        session, target=target, incident=incident, details=details, proposer=proposer
+    )
+    return DetectionOutcome(incident.id, opened, request_id, reason)
+
+
+def _propose(
+    session: Session,
+    *,
+    target: WatchTarget,
+    incident: Incident,
+    details: dict[str, Any],
+    proposer: Proposer,
+) -> tuple[int | None, str | None]:
+    try:
+        # A savepoint: a refused proposal must leave nothing of itself behind.
+        with session.begin_nested():
+            request = proposer(
+                session,
+                model=target.model,
+                to_version=None,
+                requested_by=ACTOR,
+                via=SOURCE,
+                reason=details["explanation"],
+                evidence=details,
+                incident_id=incident.id,
+            )
+    except RollbotError as exc:
+        record_event(
+            session,
+            incident_id=incident.id,
+            kind="detection.no_proposal",
+            source=SOURCE,
+            actor=ACTOR,
+            summary=f"No rollback proposed for {target.model}: {exc}",
+            details={"reason": str(exc)},
+        )
+        return None, str(exc)
+    return request.id, None

@@ -1,0 +1,64 @@
+"""``POST /alerts/alertmanager``: the Alertmanager webhook receiver (payload version 4)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from bot.alerts.flows import receive_notification
+from bot.alerts.payload import PayloadError, parse_payload
+from bot.config import RollbotConfig, Settings, load_config
+
+router = APIRouter()
+
+
+@router.post("/alerts/alertmanager")
+async def alertmanager_webhook(request: Request) -> JSONResponse:
+    """Validate, then store the whole batch in one transaction; 400 names the bad field."""
+    try:
+        payload = parse_payload(_json(await request.body()))
+    except PayloadError as exc:
+        return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)
+    state = request.app.state
+    result = await run_in_threadpool(
+        receive_notification,
+        state.engine,
+        payload=payload,
+        config=_config(state),
+        proposer=_proposer(state),
+        notifier=getattr(state, "notifier", None),
+    )
+    return JSONResponse({"status": "ok", **result.counts()})
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"the body is not valid JSON ({exc})", field=None) from None
+
+
+def _config(state: Any) -> RollbotConfig:
+    """The app's configuration; loaded once from ROLLBOT_CONFIG when the app was given none."""
+    config: RollbotConfig | None = getattr(state, "config", None)
+    if config is None:
+        config = load_config(Settings().rollbot_config)
+        state.config = config
+    return config
+
+
+def _proposer(state: Any) -> Any:
+    """The app's rollback proposer; built from the configuration when proposals are on."""
+    proposer = getattr(state, "rollback_proposer", None)
+    config = _config(state)
+    if proposer is None and config.alertmanager.propose_rollback:
+        from bot.proposals import default_tools, propose_with
+
+        proposer = functools.partial(propose_with, tools=default_tools(config, Settings()))
+        state.rollback_proposer = proposer
+    return proposer

@@ -1,0 +1,228 @@
+"""POST /alerts/alertmanager on both databases: dedupe, resolve, grouping, refusals, storms."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.config import parse_config
+from bot.config.models import RollbotConfig
+from bot.store.models import Alert, ApprovalRequest, Incident, TimelineEvent
+from bot.web.app import create_app
+from tests.alerts.payloads import alert, notification
+from tests.alerts.server import serving
+from tests.watches.fakes import RecordingNotifier, proposer
+
+CONFIG = """
+registries: {mlflow: {kind: local}}
+deployers: {kserve: {kind: local}}
+alertmanager: {model_label: %(label)s, propose_rollback: %(propose)s}
+models:
+  fraud: {registry: mlflow, deployer: kserve, watch: {}}
+  churn: {registry: mlflow, deployer: kserve}
+"""
+
+
+def make_config(*, label: str = "model", propose: bool = False) -> RollbotConfig:
+    return parse_config(CONFIG % {"label": label, "propose": str(propose).lower()})
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    app = create_app(engine)
+    app.state.config = make_config()
+    with TestClient(app) as client:
+        yield client
+
+
+def rows(engine: Engine, model: type[Any]) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.exec(select(model)).all())
+
+
+def events(engine: Engine, kind: str) -> list[TimelineEvent]:
+    return [e for e in rows(engine, TimelineEvent) if e.kind == kind]
+
+
+def post(client: TestClient, body: Any) -> httpx.Response:
+    return client.post("/alerts/alertmanager", json=body)
+
+
+def test_a_firing_alert_opens_the_models_incident(client: TestClient, engine: Engine) -> None:
+    response = post(client, notification(alert("fp1")))
+
+    assert response.status_code == 200
+    [incident] = rows(engine, Incident)
+    assert response.json()["incidents_opened"] == [incident.id]
+    assert incident.model == "fraud" and incident.title == "ModelErrorRateHigh on fraud"
+    assert incident.degraded_at is not None and incident.degraded_at.isoformat().startswith(
+        "2026-01-01T11:50"
+    )
+    [stored] = rows(engine, Alert)
+    assert (stored.status, stored.incident_id, stored.ends_at) == ("firing", incident.id, None)
+    [event] = events(engine, "alert.firing")
+    assert event.incident_id == incident.id and "error rate high on fraud" in event.summary
+
+
+def test_a_repeated_alert_is_deduplicated(client: TestClient, engine: Engine) -> None:
+    post(client, notification(alert("fp1")))
+    response = post(client, notification(alert("fp1")))
+
+    assert response.json()["new"] == 0 and response.json()["updated"] == 1
+    [stored] = rows(engine, Alert)
+    assert stored.receive_count == 2
+    assert len(rows(engine, Incident)) == 1 and len(events(engine, "alert.firing")) == 1
+
+
+def test_a_resolved_alert_is_recorded_and_the_incident_stays_open(
+    client: TestClient, engine: Engine
+) -> None:
+    post(client, notification(alert("fp1")))
+    response = post(client, notification(alert("fp1", status="resolved")))
+
+    assert response.json()["resolved"] == 1
+    [stored] = rows(engine, Alert)
+    assert stored.status == "resolved" and stored.ends_at is not None
+    [incident] = rows(engine, Incident)
+    assert incident.status == "open"
+    [event] = events(engine, "alert.resolved")
+    assert event.incident_id == incident.id
+
+
+def test_alerts_group_by_model(client: TestClient, engine: Engine) -> None:
+    body = notification(
+        alert("a1"),
+        alert("a2", alertname="Latency"),
+        alert("b1", model="churn"),
+        alert("x", model=None),
+    )
+    counts = post(client, body).json()
+
+    assert counts["new"] == 4 and counts["without_model"] == 1
+    incidents = {i.model: i.id for i in rows(engine, Incident)}
+    assert set(incidents) == {"fraud", "churn"}
+    by_fp = {a.fingerprint: a.incident_id for a in rows(engine, Alert)}
+    assert by_fp == {
+        "a1": incidents["fraud"],
+        "a2": incidents["fraud"],
+        "b1": incidents["churn"],
+        "x": None,
+    }
+
+
+def test_the_model_label_is_configurable(engine: Engine) -> None:
+    app = create_app(engine)
+    app.state.config = make_config(label="service")
+    with TestClient(app) as client:
+        post(client, notification(alert("fp1", model="fraud", label="service")))
+    assert [i.model for i in rows(engine, Incident)] == ["fraud"]
+
+
+def _bad(mutate: Any) -> dict[str, Any]:
+    body = notification(*(alert(f"fp{i}") for i in range(5)))
+    mutate(body)
+    return body
+
+
+MALFORMED = [
+    ("version", lambda b: b.update(version="3"), "unsupported payload version"),
+    ("alerts", lambda b: b.pop("alerts"), "required field is missing"),
+    ("alerts[3].labels.team", lambda b: b["alerts"][3]["labels"].update(team=7), "string"),
+    ("alerts[3].fingerprint", lambda b: b["alerts"][3].pop("fingerprint"), "missing"),
+    ("alerts[3].status", lambda b: b["alerts"][3].update(status="pending"), "firing"),
+    (
+        "alerts[3].startsAt",
+        lambda b: b["alerts"][3].update(startsAt="2026-01-01T11:50:00"),
+        "timezone",
+    ),
+    ("alerts[3].startsAt", lambda b: b["alerts"][3].update(startsAt="soon"), "datetime"),
+]
+
+
+@pytest.mark.parametrize(("field", "mutate", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_a_malformed_payload_is_refused_and_nothing_is_stored(
+    client: TestClient, engine: Engine, field: str, mutate: Any, reason: str
+) -> None:
+    response = post(client, _bad(mutate))
+
+    assert response.status_code == 400
+    assert response.json()["field"] == field and reason in response.json()["error"]
+    assert rows(engine, Alert) == [] and rows(engine, Incident) == []
+    assert rows(engine, TimelineEvent) == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]"], ids=["not-json", "not-object"])
+def test_a_body_that_is_not_a_json_object_is_refused(
+    client: TestClient, engine: Engine, body: bytes
+) -> None:
+    response = client.post(
+        "/alerts/alertmanager", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["field"] is None
+    assert rows(engine, Alert) == []
+
+
+def test_a_watched_model_gets_a_proposal_when_configured(engine: Engine) -> None:
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, proposer(config)
+    app.state.notifier = notifier = RecordingNotifier()
+    with TestClient(app) as client:
+        post(client, notification(alert("f1"), alert("c1", model="churn")))
+        post(client, notification(alert("f2", alertname="Latency")))
+
+    [request] = rows(engine, ApprovalRequest)
+    assert (request.model, request.to_version, request.requested_by) == (
+        "fraud",
+        "1",
+        "alertmanager",
+    )
+    assert request.evidence["alerts"][0]["fingerprint"] == "f1"
+    assert notifier.kinds() == ["incident_opened", "incident_opened", "proposal_created"]
+
+
+def test_without_a_safe_version_the_alert_is_still_stored(engine: Engine) -> None:
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, proposer(config, None)
+    with TestClient(app) as client:
+        assert post(client, notification(alert("f1"))).status_code == 200
+
+    assert rows(engine, ApprovalRequest) == [] and len(rows(engine, Alert)) == 1
+    [refusal] = events(engine, "detection.no_proposal")
+    assert "no safe version" in refusal.summary
+
+
+def test_an_alert_storm_loses_nothing_and_opens_one_incident_per_model(engine: Engine) -> None:
+    models, per_batch, batches = 20, 25, 80  # 2,000 distinct alerts, each batch sent twice
+    bodies = [
+        notification(
+            *(
+                alert(f"fp-{b}-{i}", model=f"model-{(b * per_batch + i) % models}")
+                for i in range(per_batch)
+            )
+        )
+        for b in range(batches)
+    ]
+    app = create_app(engine)
+    app.state.config = make_config()
+    with serving(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        send = lambda body: http.post("/alerts/alertmanager", json=body).status_code  # noqa: E731
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(send, [copy.deepcopy(b) for b in bodies * 2]))
+
+    assert set(statuses) == {200}
+    stored = rows(engine, Alert)
+    assert len(stored) == batches * per_batch
+    assert {a.receive_count for a in stored} == {2}
+    incidents = rows(engine, Incident)
+    assert sorted(i.model for i in incidents) == sorted(f"model-{m}" for m in range(models))
+    assert all(a.incident_id is not None for a in stored)

@@ -1,0 +1,116 @@
+"""Approval requests in the domain: expiry, the engine's re-check, and the policy rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.approvals import service
+from bot.approvals.expiry import expire_requests
+from bot.approvals.policy import PolicySnapshot, is_approver
+from bot.config.models import ApprovalPolicy
+from bot.errors import PolicyViolation
+from bot.incidents import service as incidents
+from bot.runs.contracts import Plan, PlanStep
+from bot.runs.service import create_run
+from bot.store import session_scope
+from bot.store.models import ApprovalRequest, TimelineEvent
+from bot.store.types import utcnow
+
+PLAN = Plan(
+    model="fraud-detector",
+    runbook="immediate-rollback",
+    from_version="5",
+    to_version="4",
+    steps=[PlanStep(name="announce", action="notify", params={"message": "hi"})],
+)
+POLICY = PolicySnapshot.from_config(
+    ApprovalPolicy(approvals=1, approvers=["UBOB"], expires_after=timedelta(minutes=10))
+)
+
+
+class RecordingNotifier:
+    """Remembers which cards it was asked to update."""
+
+    def __init__(self) -> None:
+        self.decided: list[int] = []
+
+    def proposal_decided(self, *, request_id: int) -> None:
+        self.decided.append(request_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **_: None
+
+
+def _request(engine: Engine, *, created_ago: timedelta = timedelta(0)) -> int:
+    with session_scope(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session, model=PLAN.model, title="degraded", actor="watch", source="detector"
+        )
+        request = service.create_request(
+            session,
+            plan=PLAN,
+            incident=incident,
+            policy_name="default",
+            policy=POLICY,
+            evidence={},
+            requested_by="UALICE",
+            via="slack",
+            reason=None,
+            now=utcnow() - created_ago,
+        )
+        assert request.id is not None
+        return request.id
+
+
+def test_overdue_requests_expire_and_their_cards_update(engine: Engine) -> None:
+    overdue = _request(engine, created_ago=timedelta(minutes=11))
+    notifier = RecordingNotifier()
+
+    assert expire_requests(engine, notifier=notifier) == [overdue]
+
+    assert notifier.decided == [overdue]
+    with Session(engine) as session:
+        request = session.get(ApprovalRequest, overdue)
+        assert request is not None and request.status == "expired"
+        kinds = [e.kind for e in session.exec(select(TimelineEvent))]
+        assert kinds[-1] == "approval.expired"
+    assert expire_requests(engine, notifier=notifier) == []
+
+
+def test_requests_inside_their_time_do_not_expire(engine: Engine) -> None:
+    _request(engine, created_ago=timedelta(minutes=9))
+
+    assert expire_requests(engine, notifier=RecordingNotifier()) == []
+
+
+def test_the_engine_recheck_accepts_only_the_approved_plan(engine: Engine) -> None:
+    request_id = _request(engine)
+    with session_scope(engine) as session:
+        with pytest.raises(PolicyViolation, match="is pending, not approved"):
+            service.verify_approved(session, request_id=request_id, plan_hash=PLAN.hash())
+        outcome = service.decide(
+            session,
+            request_id=request_id,
+            user="UBOB",
+            decision="approve",
+            members_of=lambda group: frozenset(),
+            current_plan_hash=PLAN.hash(),
+            start_run=create_run,
+        )
+    assert outcome.run_id is not None
+    with session_scope(engine) as session:
+        service.verify_approved(session, request_id=request_id, plan_hash=PLAN.hash())
+        with pytest.raises(PolicyViolation, match="the plan changed"):
+            service.verify_approved(session, request_id=request_id, plan_hash="0" * 64)
+
+
+def test_a_policy_with_no_approvers_named_lets_anyone_approve() -> None:
+    open_policy = PolicySnapshot.from_config(ApprovalPolicy())
+    assert is_approver("UANYONE", open_policy, lambda group: frozenset())
+    assert not is_approver("UANYONE", POLICY, lambda group: frozenset())
+    assert PolicySnapshot.from_dict(POLICY.to_dict()) == POLICY

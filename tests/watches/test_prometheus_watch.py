@@ -1,0 +1,101 @@
+"""Watches against a real Prometheus with backfilled deploy history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.config import parse_config
+from bot.store.db import session_scope
+from bot.store.models import ApprovalRequest, DeploymentRecord, Incident, TimelineEvent
+from bot.watches.evaluate import evaluate_watches
+from integrations.metrics.prometheus import PrometheusSource
+from tests.support.prometheus import (
+    Prometheus,
+    ServedVersion,
+    prometheus_missing_reason,
+    running_prometheus,
+)
+from tests.support.services import unavailable
+from tests.watches.fakes import RecordingNotifier, proposer
+
+pytestmark = pytest.mark.prometheus
+
+NOW = time.time()
+DEPLOY = NOW - 40 * 60
+CONFIG = """
+registries: {mlflow: {kind: local}}
+deployers: {kserve: {kind: local}}
+models:
+  steady: {registry: mlflow, deployer: kserve, watch: {metrics: [error_rate, latency_p99_seconds]}}
+  broken: {registry: mlflow, deployer: kserve, watch: {metrics: [error_rate, latency_p99_seconds]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    reason = prometheus_missing_reason()
+    if reason:
+        unavailable(reason)
+    served = [
+        ServedVersion("steady", "1", DEPLOY - 7200, DEPLOY),
+        ServedVersion("steady", "2", DEPLOY, NOW),
+        ServedVersion("broken", "1", DEPLOY - 7200, DEPLOY),
+        ServedVersion("broken", "2", DEPLOY, NOW, error_rate=0.06),
+    ]
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), served) as server:
+        yield server
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def rows(engine: Engine, model: type[Any]) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.exec(select(model)).all())
+
+
+def test_a_healthy_deploy_stays_quiet_and_a_degraded_one_gets_a_proposal(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(CONFIG)
+    with session_scope(engine) as session:
+        for model in ("steady", "broken"):
+            session.add(
+                DeploymentRecord(
+                    model=model, version="1", started_at=at(DEPLOY - 86400), ended_at=at(DEPLOY)
+                )
+            )
+            session.add(DeploymentRecord(model=model, version="2", started_at=at(DEPLOY)))
+    notifier = RecordingNotifier()
+
+    evaluations = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=notifier,
+        now=at(NOW),
+    )
+
+    states = {e.model: e.state for e in evaluations}
+    assert states == {"steady": "healthy", "broken": "degraded"}
+    [incident] = rows(engine, Incident)
+    assert incident.model == "broken"
+    [request] = rows(engine, ApprovalRequest)
+    assert (request.model, request.incident_id) == ("broken", incident.id)
+    decisions = {
+        e.details["model"]: e for e in rows(engine, TimelineEvent) if e.kind == "detection.decision"
+    }
+    assert decisions["broken"].incident_id == incident.id
+    assert decisions["steady"].incident_id is None
+    broken_error = decisions["broken"].details["metrics"][0]
+    assert broken_error["metric"] == "error_rate" and broken_error["ratio_to_baseline"] > 3
+    assert notifier.kinds() == ["incident_opened", "evidence_posted", "proposal_created"]

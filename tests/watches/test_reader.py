@@ -1,0 +1,127 @@
+"""Prometheus answers into per-step samples, and grouping that keeps query counts flat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.config.watch import WatchConfig
+from bot.watches.queries import group_requests
+from bot.watches.reader import column_requests, read_samples
+from bot.watches.targets import WatchTarget
+from tests.watches.fakes import FakePrometheus, Serving
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+DEPLOY = NOW - timedelta(minutes=30)
+
+
+def target(model: str, watch: WatchConfig | None = None) -> WatchTarget:
+    return WatchTarget(
+        model=model,
+        watch=watch or WatchConfig(),
+        candidate_version="2",
+        deployed_at=DEPLOY,
+        baseline_version="1",
+    )
+
+
+def servings(model: str, **candidate: float) -> list[Serving]:
+    deploy = DEPLOY.timestamp()
+    return [
+        Serving(model, "1", deploy - 7200, deploy),
+        Serving(model, "2", deploy, NOW.timestamp() + 3600, **candidate),
+    ]
+
+
+@pytest.mark.parametrize("models", [1, 10, 500])
+def test_query_count_does_not_grow_with_models(models: int) -> None:
+    watch = WatchConfig.model_validate({"metrics": ["error_rate", "latency_p99_seconds"]})
+    targets = [target(f"m{i}", watch) for i in range(models)]
+    source = FakePrometheus([s for i in range(models) for s in servings(f"m{i}")])
+
+    samples = read_samples(source, targets, now=NOW)
+
+    assert len(source.queries) == 3  # errors, requests, latency: once each for every model
+    assert set(samples) == {f"m{i}" for i in range(models)}
+    assert all(
+        q.startswith(("sum by (model, version)", "max by (model, version)")) for q in source.queries
+    )
+
+
+def test_few_models_are_selected_by_name_and_many_by_label() -> None:
+    few = group_requests(r for m in ("fraud.v2", "churn") for r in column_requests(target(m)))
+    many = group_requests(r for i in range(150) for r in column_requests(target(f"m{i}")))
+
+    assert 'model=~"churn|fraud\\\\.v2"' in few[0].promql()
+    assert 'increase(model_errors_total{model=~"churn|fraud\\\\.v2"}[1m])' in few[0].promql()
+    assert 'model!=""' in many[0].promql()
+
+
+def test_different_templates_are_separate_queries() -> None:
+    custom = WatchConfig.model_validate(
+        {
+            "metrics": {
+                "error_rate": {
+                    "numerator": "increase(http_5xx_total{$selector}[$step])",
+                    "denominator": "increase(http_total{$selector}[$step])",
+                }
+            }
+        }
+    )
+    requests = [*column_requests(target("a")), *column_requests(target("b", custom))]
+    assert len(group_requests(requests)) == 4
+
+
+def test_candidate_starts_at_deploy_and_baseline_ends_before_it() -> None:
+    samples = read_samples(FakePrometheus(servings("fraud")), [target("fraud")], now=NOW)["fraud"]
+
+    assert samples.candidate.start == DEPLOY.timestamp()
+    assert len(samples.candidate) == 30  # one sample per minute since the deploy
+    assert samples.baseline.start + len(samples.baseline) * 60 == DEPLOY.timestamp()
+    assert len(samples.baseline) == 60  # the default one-hour baseline window
+    assert samples.baseline_mode == "before_deploy"
+    assert samples.candidate.column("error_rate:denominator")[0] == 300.0
+
+
+def test_requests_without_an_errors_series_count_as_zero_errors() -> None:
+    source = FakePrometheus(servings("fraud"), absent=("model_errors_total",))
+    samples = read_samples(source, [target("fraud")], now=NOW)["fraud"]
+
+    assert set(samples.candidate.column("error_rate:numerator")) == {0.0}
+
+
+def test_a_scrape_gap_is_missing_data_not_zero() -> None:
+    deploy = DEPLOY.timestamp()
+    gap = [
+        Serving("fraud", "1", deploy - 7200, deploy),
+        Serving("fraud", "2", deploy, deploy + 600),
+        Serving("fraud", "2", deploy + 900, NOW.timestamp()),
+    ]
+    samples = read_samples(FakePrometheus(gap), [target("fraud")], now=NOW)["fraud"]
+
+    numerators = samples.candidate.column("error_rate:numerator")
+    assert numerators[10:15] == [None] * 5
+    assert samples.candidate.column("error_rate:denominator")[10:15] == [None] * 5
+
+
+def test_a_safe_version_still_serving_is_a_live_baseline() -> None:
+    deploy = DEPLOY.timestamp()
+    canary = [
+        Serving("fraud", "1", deploy - 7200, NOW.timestamp(), error_rate=0.02),
+        Serving("fraud", "2", deploy, NOW.timestamp()),
+    ]
+    samples = read_samples(FakePrometheus(canary), [target("fraud")], now=NOW)["fraud"]
+
+    assert samples.baseline_mode == "live"
+    assert len(samples.baseline) == len(samples.candidate) == 30
+    # Placed just before the candidate, where the detector reads its baseline.
+    assert samples.baseline.start + 30 * 60 == samples.candidate.start
+
+
+def test_models_without_a_baseline_version_are_not_queried() -> None:
+    lonely = WatchTarget("fraud", WatchConfig(), "1", DEPLOY, None)
+    source = FakePrometheus(servings("fraud"))
+
+    assert read_samples(source, [lonely], now=NOW) == {}
+    assert source.queries == []
