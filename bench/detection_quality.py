@@ -4,13 +4,15 @@ Usage:
     python bench/detection_quality.py [--scenarios DIR] [--generated REPEATS] [--interval SECONDS]
 
 Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
-the median / p90 delay of the detected ones. Every detector is evaluated at the same fixed
-interval from the deploy, using only the samples complete at each evaluation.
+the median / p90 delay of the detected ones. Rollbot is evaluated at ``--interval`` (the live
+watch's default unless given), the other tools' rules every minute, all from the deploy and
+using only the samples complete at each evaluation.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -21,8 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.detection.scenario import Scenario, load_scenario, parse_scenario, replay  # noqa: E402
-from bot.detection.synthetic import generate, recipes  # noqa: E402
+from bot.detection.scenario import (  # noqa: E402
+    DEFAULT_EVALUATION_INTERVAL_SECONDS,
+    Scenario,
+    load_scenario,
+    parse_scenario,
+    replay,
+)
+from bot.detection.synthetic import clustered_blip_recipes, generate, recipes  # noqa: E402
 
 DEFAULT_SCENARIOS = ROOT.parent / "shared" / "scenarios"
 ERROR_BOUNDARY, LATENCY_BOUNDARY = "error_rate", "latency_p99_seconds"
@@ -151,8 +159,14 @@ DETECTORS: dict[str, RuleDetector] = {
 }
 
 
+# The other tools' rules are evaluated every minute, as they are usually configured.
+RULE_EVALUATION_SECONDS = 60.0
+
+
 def _run_one(job: tuple[str, Scenario, float]) -> tuple[str, str, float | None, float | None]:
     name, scenario, interval = job
+    if DETECTORS[name] is not rollbot:
+        interval = RULE_EVALUATION_SECONDS
     return name, scenario.name, scenario.degraded_from, DETECTORS[name](scenario, interval)
 
 
@@ -192,7 +206,11 @@ def score(scenarios: Sequence[Scenario], interval: float, workers: int) -> list[
 
 
 def _generated(repeats: int, seed: int) -> Iterable[Scenario]:
-    for recipe in recipes(seed=seed, repeats=repeats):
+    mix = itertools.chain(
+        recipes(seed=seed, repeats=repeats),
+        clustered_blip_recipes(seed=seed + 100_000, repeats=repeats),
+    )
+    for recipe in mix:
         yield parse_scenario(generate(recipe), source=f"generated:{recipe.name}")
 
 
@@ -202,7 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=Path, default=DEFAULT_SCENARIOS)
     parser.add_argument("--generated", type=int, default=0, help="repeats of the generated mix")
     parser.add_argument("--seed", type=int, default=7000)
-    parser.add_argument("--interval", type=float, default=60.0, help="evaluation interval, s")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_EVALUATION_INTERVAL_SECONDS,
+        help="evaluation interval, s (default: the live watch's)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     shared = sorted(args.scenarios.glob("*.json"))

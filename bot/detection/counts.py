@@ -9,6 +9,7 @@ a beta-binomial correlation, and counts are scaled down to effective counts befo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,8 +24,12 @@ from bot.detection.windows import (
     DetectorSettings,
     Window,
     candidate_windows,
+    is_sustained,
     most_segments,
+    no_healthy_gap,
+    part_steps,
     remainder_segments,
+    stretches,
     worst_stretch_start,
 )
 
@@ -117,6 +122,18 @@ class _Test:
     spread_out: bool
     limit: _Limit
     set_aside_steps: int = 0
+    whole_p_value: float = 1.0
+    gaps_visible: bool = False
+
+    def sustained(self, settings: DetectorSettings) -> bool:
+        """Whether this window alone is enough to call the version degraded."""
+        return is_sustained(
+            whole_p_value=self.whole_p_value,
+            rest_p_value=self.p_value,
+            no_gap=self.spread_out,
+            gaps_visible=self.gaps_visible,
+            settings=settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -174,8 +191,27 @@ def _percent(rate: float) -> str:
     return f"{rate * 100:.2g}%" if rate < 0.001 else f"{rate * 100:.1f}%"
 
 
+def _gap_view(steps: _Steps, limit: _Limit, part: Sequence[int], excess_rate: float) -> bool | None:
+    """Whether a stretch looks like a healthy gap; None when too little traffic to tell.
+
+    The cut is where the Poisson likelihoods at the limit and at the excess rate are equal,
+    so a gap between blips looks healthy even when noise lifts it a little over the limit.
+    """
+    events, exposure, _ = steps.totals(part)
+    if limit.rate * exposure < 1.0:
+        return None
+    if excess_rate <= limit.rate:
+        return events <= limit.rate * exposure
+    return events <= exposure * (excess_rate - limit.rate) / math.log(excess_rate / limit.rate)
+
+
 def _test_window(
-    steps: _Steps, baseline: _Baseline, limit: _Limit, window: Window, blip_steps: int
+    steps: _Steps,
+    baseline: _Baseline,
+    limit: _Limit,
+    window: Window,
+    blip_steps: int,
+    settings: DetectorSettings,
 ) -> _Test | None:
     """Set aside the worst blip-length stretch, then test what is left and its segments."""
     excess = steps.excess(limit.rate)
@@ -189,8 +225,18 @@ def _test_window(
         return None
     sums = [steps.totals(segment) for segment in segments]
     spread_out = most_segments([n > 0 and e > limit.rate * n for e, n, _ in sums])
+    part = part_steps(blip_steps, settings)
+    rate = totals[0] / totals[1]
+    views = [
+        _gap_view(steps, limit, stretch, rate) for stretch in stretches(steps.present, window, part)
+    ]
+    spread_out = spread_out and no_healthy_gap([view is True for view in views], part, settings)
+    visible = sum(view is not None for view in views) * 2 >= len(views) > 0
     p_value = _p_excess(baseline, limit, totals)
-    return _Test(window, totals[0], totals[1], p_value, spread_out, limit, blip_steps)
+    whole = _p_excess(baseline, limit, steps.totals(range(window.first, window.end)))
+    return _Test(
+        window, totals[0], totals[1], p_value, spread_out, limit, blip_steps, whole, visible
+    )
 
 
 def _plain_test(steps: _Steps, baseline: _Baseline, limit: _Limit, window: Window) -> _Test:
@@ -222,20 +268,24 @@ def judge_ratio(
         return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
     limits = _limits(baseline, rule)
     report = _Reporter(rule, baseline, candidate.step_seconds)
-    set_aside = format_duration(blip_steps * candidate.step_seconds)
+    step = candidate.step_seconds
+    set_aside = format_duration(blip_steps * step)
 
     tests = [
         test
         for window in candidate_windows(candidate_steps, blip_steps, settings)
         for limit in limits
-        if (test := _test_window(steps, baseline, limit, window, blip_steps)) is not None
+        if (test := _test_window(steps, baseline, limit, window, blip_steps, settings)) is not None
     ]
-    sustained = [t for t in tests if t.p_value <= settings.significance and t.spread_out]
+    sustained = [t for t in tests if t.sustained(settings)]
     if sustained:
         test = min(sustained, key=lambda t: t.p_value)
         wording = (
             f"a blip cannot explain it: the excess holds in most {set_aside} stretches of "
-            f"the rest (chance it is noise: {format_chance(test.p_value)})"
+            "the rest, with no healthy gap between blips (chance a blip explains it: "
+            f"{format_chance(test.p_value)}, chance the whole "
+            f"{format_duration(test.window.length * step)} is noise: "
+            f"{format_chance(test.whole_p_value)})"
         )
         return report(DetectionState.DEGRADED, test, wording)
     weakest = min(tests, key=lambda t: t.p_value, default=None)

@@ -17,8 +17,12 @@ from bot.detection.windows import (
     DetectorSettings,
     Window,
     candidate_windows,
+    is_sustained,
     most_segments,
+    no_healthy_gap,
+    part_steps,
     remainder_segments,
+    stretches,
     worst_stretch_start,
 )
 
@@ -50,6 +54,17 @@ class _Test:
     spread_out: bool
     limit: _Limit
     set_aside_steps: int = 0
+    whole_p_value: float = 1.0
+
+    def sustained(self, settings: DetectorSettings) -> bool:
+        """Whether this window alone is enough to call the version degraded."""
+        return is_sustained(
+            whole_p_value=self.whole_p_value,
+            rest_p_value=self.p_value,
+            no_gap=self.spread_out,
+            gaps_visible=True,
+            settings=settings,
+        )
 
 
 def _read(series: StepSeries, name: str, steps: int) -> list[float | None]:
@@ -87,14 +102,14 @@ class _GaugeJudge:
     """Tests windows of one gauge against one baseline."""
 
     def __init__(
-        self, rule: GaugeRule, baseline: _Baseline, values: list[float | None], min_samples: int
+        self,
+        rule: GaugeRule,
+        baseline: _Baseline,
+        values: list[float | None],
+        settings: DetectorSettings,
     ) -> None:
-        self.rule, self.baseline, self.values, self.min_samples = (
-            rule,
-            baseline,
-            values,
-            min_samples,
-        )
+        self.rule, self.baseline, self.values, self.settings = rule, baseline, values, settings
+        self.min_samples = settings.min_gauge_samples
         self.sign = 1.0 if rule.direction == Direction.HIGHER_IS_WORSE else -1.0
         self.present = [value is not None for value in values]
         self._excess: dict[float, list[float]] = {}
@@ -143,8 +158,18 @@ class _GaugeJudge:
                 for segment in segments
             ]
         )
+        if spread_out:
+            part = part_steps(blip_steps, self.settings)
+            parts = stretches(self.present, window, part)
+            quiet = [
+                len(values := self.kept_values(part)) >= 2
+                and not self.beyond(median(values), limit)
+                for part in parts
+            ]
+            spread_out = no_healthy_gap(quiet, part, self.settings)
         p_value = self.p_excess(kept, limit)
-        return _Test(window, median(kept), len(kept), p_value, spread_out, limit, blip_steps)
+        whole = self.p_excess(self.kept_values(range(window.first, window.end)), limit)
+        return _Test(window, median(kept), len(kept), p_value, spread_out, limit, blip_steps, whole)
 
     def plain_test(self, window: Window, limit: _Limit) -> _Test | None:
         kept = self.kept_values(range(window.first, window.end))
@@ -210,7 +235,7 @@ def judge_gauge(
     if all(value is None for value in values):
         summary = f"{name}: no candidate samples since deploy"
         return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
-    judge = _GaugeJudge(rule, baseline, values, settings.min_gauge_samples)
+    judge = _GaugeJudge(rule, baseline, values, settings)
     limits = _limits(baseline, rule)
     step = candidate.step_seconds
     set_aside = format_duration(blip_steps * step)
@@ -221,12 +246,15 @@ def judge_gauge(
         for limit in limits
         if (test := judge.test_window(window, limit, blip_steps)) is not None
     ]
-    sustained = [t for t in tests if t.p_value <= settings.significance and t.spread_out]
+    sustained = [t for t in tests if t.sustained(settings)]
     if sustained:
         test = min(sustained, key=lambda t: t.p_value)
         wording = (
             f"a blip cannot explain it: the excess holds in most {set_aside} stretches of "
-            f"the rest (chance it is noise: {format_chance(test.p_value)})"
+            "the rest, with no healthy gap between blips (chance a blip explains it: "
+            f"{format_chance(test.p_value)}, chance the whole "
+            f"{format_duration(test.window.length * step)} is noise: "
+            f"{format_chance(test.whole_p_value)})"
         )
         return _report(rule, baseline, step, DetectionState.DEGRADED, test, wording)
     weakest = min(tests, key=lambda t: t.p_value, default=None)

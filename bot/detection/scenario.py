@@ -16,7 +16,7 @@ from bot.detection.watch_state import WatchPolicy, WatchState
 from bot.detection.windows import DEFAULT_SETTINGS, DetectorSettings
 from bot.errors import RollbotError
 
-DEFAULT_EVALUATION_INTERVAL_SECONDS = 60.0
+DEFAULT_EVALUATION_INTERVAL_SECONDS = 15.0
 _BOUNDARY_KEYS = {"max_ratio_to_baseline", "max_value", "min_ratio_to_baseline", "min_value"}
 
 

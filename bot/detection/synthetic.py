@@ -27,6 +27,9 @@ MIN_SUSTAIN_SECONDS = 180
 ERROR_CORRELATION = 0.0035
 # The shared blips are at least ~20 minutes apart; closer clusters are a separate stress test.
 BLIP_SPACING_SECONDS = 1200.0
+# Clustered blips: each shorter than the sustain time, with short healthy gaps between them.
+CLUSTER_BLIP_SECONDS = (30.0, 60.0, 90.0, 120.0)
+CLUSTER_GAP_SECONDS = (120.0, 600.0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Recipe:
     ramp_seconds: float = 0.0
     blips: tuple[float, ...] = ()
     blip_seconds: float = 0.0
+    # Blips with their own lengths, (start, seconds) since deploy; used by clustered blips.
+    blip_spans: tuple[tuple[float, float], ...] = ()
     diurnal_amplitude: float = 0.0
     gaps: tuple[tuple[float, float], ...] = ()
     zero_traffic: tuple[tuple[float, float], ...] = ()
@@ -89,8 +94,9 @@ def generate(recipe: Recipe) -> dict[str, Any]:
     latency_mult = np.where(
         after, _multiplier(recipe, recipe.latency_multiplier, since_deploy), 1.0
     )
-    for blip_at in recipe.blips:
-        inside = (since_deploy >= blip_at) & (since_deploy < blip_at + recipe.blip_seconds)
+    spans = [(at, recipe.blip_seconds) for at in recipe.blips] + list(recipe.blip_spans)
+    for blip_at, seconds in spans:
+        inside = (since_deploy >= blip_at) & (since_deploy < blip_at + seconds)
         error_mult = np.where(inside, error_mult * 10.0, error_mult)
         latency_mult = np.where(inside, latency_mult * 2.5, latency_mult)
     requests = rng.poisson(recipe.rps * STEP_SECONDS * load).astype(float)
@@ -217,3 +223,39 @@ def recipes(seed: int = 7000, repeats: int = 1) -> Iterator[Recipe]:
             yield Recipe(
                 f"latency-x1.15-r{rps}", "healthy", rps, next(seeds), latency_multiplier=1.15
             )
+
+
+def _blip_cluster(rng: np.random.Generator, first: float) -> list[tuple[float, float]]:
+    """Two or three blips of 30-120 s from ``first``, separated by 2-10 minute healthy gaps."""
+    spans, at = [], first
+    for _ in range(int(rng.integers(2, 4))):
+        seconds = float(rng.choice(CLUSTER_BLIP_SECONDS))
+        spans.append((at, seconds))
+        at += seconds + float(rng.uniform(*CLUSTER_GAP_SECONDS))
+    return spans
+
+
+def clustered_blip_recipes(seed: int = 9000, repeats: int = 1) -> Iterator[Recipe]:
+    """Healthy versions with clusters of blips: no rollback is expected on any of them.
+
+    Each scenario holds two clusters an hour apart, at 0.5, 5 and 50 rps and both error rates;
+    one cluster of two 120 s blips with a 2-minute gap is the hardest case of the kind.
+    """
+    seeds = itertools.count(seed)
+    for _ in range(repeats):
+        for rps, p0 in itertools.product((0.5, 5, 50), (0.005, 0.02)):
+            recipe_seed = next(seeds)
+            rng = np.random.default_rng(recipe_seed + 500_000)
+            first = float(rng.uniform(300, 3000))
+            spans = _blip_cluster(rng, first) + _blip_cluster(rng, first + 4800)
+            yield Recipe(
+                f"blip-cluster-r{rps}-p{p0}",
+                "blip",
+                rps,
+                recipe_seed,
+                p0,
+                blip_spans=tuple(spans),
+            )
+        for rps in (5, 50):
+            tight = ((900.0, 120.0), (1140.0, 120.0), (6000.0, 120.0), (6240.0, 120.0))
+            yield Recipe(f"blip-cluster-tight-r{rps}", "blip", rps, next(seeds), blip_spans=tight)

@@ -15,18 +15,57 @@ class DetectorSettings:
     # because a watch looks many times a day at several windows, and a false rollback at
     # 3 a.m. costs more than a minute of waiting.
     significance: float = 1e-3
+    # Chance-of-noise the rest of the window, with the worst sustain-length stretch set aside,
+    # must beat as well: it answers "could one blip explain this?", and the whole window has
+    # already ruled out plain noise at ``significance``, so it need not be as strict.
+    blip_significance: float = 1e-2
     # Weaker evidence that is worth showing a person but never proposes anything.
     suspect_significance: float = 0.01
     # Healthy means: the chance the candidate is actually beyond its boundary is below this.
     healthy_doubt: float = 0.1
     # Windows ending now, in multiples of the sustain time, so strong shifts are caught fast
     # and weak ones by accumulating evidence; everything since deploy is always one window.
-    window_sustain_multiples: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+    window_sustain_multiples: tuple[float, ...] = (
+        4 / 3,
+        1.5,
+        2.0,
+        3.0,
+        4.0,
+        6.0,
+        8.0,
+        12.0,
+        16.0,
+        24.0,
+    )
+    # A sustained excess leaves no healthy gap, a cluster of blips does: every stretch this
+    # fraction of the sustain time long is checked, so a 2-minute gap always holds one.
+    part_sustain_fraction: float = 1 / 3
+    # Windows shorter than this many parts may hold no healthy-looking stretch; longer ones
+    # one part's worth per this many parts, as noise makes some parts of a real excess at
+    # low traffic look healthy, while a cluster of blips leaves a much larger share.
+    parts_per_allowed_gap: int = 8
     # A median over fewer gauge samples than this says too little to act on.
     min_gauge_samples: int = 6
 
 
 DEFAULT_SETTINGS = DetectorSettings()
+
+
+def is_sustained(
+    *,
+    whole_p_value: float,
+    rest_p_value: float,
+    no_gap: bool,
+    gaps_visible: bool,
+    settings: DetectorSettings,
+) -> bool:
+    """Beyond noise over the whole window, beyond a blip without its worst stretch, no gap.
+
+    The rest only gets the laxer ``blip_significance`` where the traffic is high enough to
+    see the healthy gaps of a blip cluster; elsewhere it must beat ``significance`` too.
+    """
+    rest_level = settings.blip_significance if gaps_visible else settings.significance
+    return no_gap and whole_p_value <= settings.significance and rest_p_value <= rest_level
 
 
 @dataclass(frozen=True)
@@ -96,3 +135,28 @@ def remainder_segments(
 def most_segments(flags: Sequence[bool]) -> bool:
     """True when more than half the segments agree (all of them when there are two)."""
     return sum(flags) * 2 > len(flags) and (len(flags) > 2 or all(flags))
+
+
+def part_steps(blip_steps: int, settings: DetectorSettings) -> int:
+    """Steps per part when looking for healthy gaps inside a window."""
+    return max(1, round(blip_steps * settings.part_sustain_fraction))
+
+
+def stretches(present: Sequence[bool], window: Window, length: int) -> list[list[int]]:
+    """Every run of ``length`` consecutive steps inside the window, as its steps with data."""
+    return [
+        [index for index in range(start, start + length) if present[index]]
+        for start in range(window.first, window.end - length + 1)
+    ]
+
+
+def no_healthy_gap(quiet: Sequence[bool], steps_per_part: int, settings: DetectorSettings) -> bool:
+    """True when too few stretches look healthy for the excess to be a cluster of blips.
+
+    ``quiet`` flags every part-length stretch of the window (one per starting step). Short
+    windows may hold none; long ones one part's worth per ``parts_per_allowed_gap`` parts,
+    since noise alone makes some parts of a real excess look healthy at low traffic.
+    """
+    parts = (len(quiet) + steps_per_part - 1) // steps_per_part
+    allowed = steps_per_part * (parts // settings.parts_per_allowed_gap)
+    return sum(quiet) <= allowed

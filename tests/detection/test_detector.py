@@ -124,6 +124,32 @@ def test_a_blip_that_ended_is_ignored() -> None:
     assert decision.state != DetectionState.DEGRADED
 
 
+def test_two_blips_with_a_healthy_gap_between_are_not_degraded() -> None:
+    rng = random.Random(13)
+    baseline = _baseline(rng)
+    # Two 2-minute blips ten times the error rate, 2 minutes apart: no stretch longer than
+    # the sustain time is beyond the boundary, at any moment of the cluster.
+    rates = [0.01] * 40 + [0.10] * 8 + [0.01] * 8 + [0.10] * 8 + [0.01] * 40
+    candidate = _candidate(rng, len(rates), rates)
+    for steps in range(48, len(rates) + 1):
+        decision = _judge(baseline, candidate, minutes=steps * STEP / 60)
+        assert decision.state != DetectionState.DEGRADED, steps
+
+
+def test_a_strong_excess_is_degraded_soon_after_the_sustain_time() -> None:
+    rng = random.Random(14)
+    baseline = _baseline(rng)
+    # Healthy for half an hour, then four times the error rate.
+    rates = [0.01] * 120 + [0.04] * 40
+    candidate = _candidate(rng, len(rates), rates, per_step=750.0)
+    assert _judge(baseline, candidate, minutes=33).state != DetectionState.DEGRADED
+    decision = _judge(baseline, candidate, minutes=34)
+    assert decision.state == DetectionState.DEGRADED
+    assert decision.metrics[0].window_seconds is not None
+    assert decision.metrics[0].window_seconds < 2 * SUSTAIN
+    assert "chance a blip explains it" in decision.explain()
+
+
 def test_no_candidate_data_is_inconclusive_not_degraded() -> None:
     rng = random.Random(5)
     missing: Column = [None] * 40

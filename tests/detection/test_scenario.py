@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from bot.detection.scenario import (
+    DEFAULT_EVALUATION_INTERVAL_SECONDS,
     ScenarioError,
     load_scenario,
     parse_scenario,
     replay,
     replay_files,
 )
-from bot.detection.synthetic import Recipe, generate
+from bot.detection.synthetic import Recipe, clustered_blip_recipes, generate
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "scenarios"
 
@@ -33,13 +34,38 @@ def _write(tmp_path: Path, document: Any, name: str = "scenario.json") -> Path:
     return path
 
 
+def test_the_watch_looks_at_every_fifteen_second_step_by_default() -> None:
+    result = replay(parse_scenario(generate(Recipe("healthy", "healthy", 5, seed=44))))
+    assert DEFAULT_EVALUATION_INTERVAL_SECONDS == 15
+    assert result.proposed_at is None
+    assert result.evaluations == 960
+
+
 def test_a_strong_step_is_proposed_after_the_sustain_time_and_not_before(tmp_path: Path) -> None:
-    result = replay(load_scenario(_write(tmp_path, _document())), evaluation_interval_seconds=60)
+    result = replay(load_scenario(_write(tmp_path, _document())))
     scenario = parse_scenario(_document())
     assert result.proposed_at is not None
     assert scenario.deploy_at + scenario.min_sustain_seconds < result.proposed_at
-    assert result.proposed_at <= scenario.deploy_at + 600
+    assert result.proposed_at <= scenario.deploy_at + 300
     assert result.decision.state.value == "degraded"
+
+
+def test_a_strong_step_long_after_deploy_is_proposed_within_five_minutes() -> None:
+    recipe = Recipe(
+        "step-m10-r50-after1h", "step", 50, seed=45, error_multiplier=10, change_after_seconds=3600
+    )
+    scenario = parse_scenario(generate(recipe))
+    result = replay(scenario)
+    assert scenario.degraded_from is not None and result.proposed_at is not None
+    assert scenario.degraded_from + scenario.min_sustain_seconds < result.proposed_at
+    assert result.proposed_at < scenario.degraded_from + 300
+
+
+@pytest.mark.parametrize("recipe", list(clustered_blip_recipes(seed=46)), ids=lambda r: r.name)
+def test_clustered_blips_with_healthy_gaps_propose_nothing(recipe: Recipe) -> None:
+    scenario = parse_scenario(generate(recipe))
+    assert scenario.degraded_from is None
+    assert replay(scenario).proposed_at is None
 
 
 def test_replay_files_yields_one_json_object_per_file(tmp_path: Path) -> None:
