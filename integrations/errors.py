@@ -6,6 +6,16 @@ Messages name the integration, the operation and the target, and never carry sec
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+
+class Where(TypedDict):
+    """Which integration failed doing which operation to which target: ``**where`` into errors."""
+
+    integration: str
+    operation: str
+    target: str
+
 
 class IntegrationError(Exception):
     """An outside system refused or failed an operation."""

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypedDict
 
 import httpx
 
@@ -19,16 +18,11 @@ from integrations.errors import (
     InvalidRequest,
     NotFound,
     RateLimited,
+    Where,
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _BODY_LIMIT = 300
-
-
-class _Where(TypedDict):
-    integration: str
-    operation: str
-    target: str
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -61,7 +55,7 @@ def raise_for_status(
     status = response.status_code
     if status < 400:
         return
-    where = _Where(integration=integration, operation=operation, target=target)
+    where = Where(integration=integration, operation=operation, target=target)
     message = f"HTTP {status}" + (f": {body}" if (body := _short_body(response)) else "")
     if status == 404:
         raise NotFound(message, **where)
@@ -81,7 +75,7 @@ def raise_for_status(
 @contextmanager
 def mapped_errors(*, integration: str, operation: str, target: str) -> Iterator[None]:
     """Turn transport-level httpx exceptions raised inside the block into our errors."""
-    where = _Where(integration=integration, operation=operation, target=target)
+    where = Where(integration=integration, operation=operation, target=target)
     try:
         yield
     except IntegrationError:

@@ -13,11 +13,11 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import httpx
 
-from integrations.errors import AuthFailed, InvalidRequest
+from integrations.errors import AuthFailed, InvalidRequest, Where
 from integrations.http import DEFAULT_TIMEOUT, mapped_errors, raise_for_status
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -25,14 +25,6 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 JsonObject = dict[str, Any]
-
-
-class _Where(TypedDict):
-    """Who failed doing what to which target, for :mod:`integrations.errors`."""
-
-    integration: str
-    operation: str
-    target: str
 
 
 @dataclass(frozen=True)
@@ -160,7 +152,7 @@ class KubeClient:
         body: object = None,
         content_type: str | None = None,
     ) -> JsonObject:
-        where: _Where = {"integration": integration, "operation": operation, "target": target}
+        where: Where = {"integration": integration, "operation": operation, "target": target}
         try:
             headers = self._headers(content_type)
         except OSError as exc:

@@ -18,21 +18,13 @@ the registry's source goes into ``storageUri``), ``runtime_version`` (``runtimeV
 from __future__ import annotations
 
 import re
-from typing import Any, TypedDict
+from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
-from integrations.errors import InvalidRequest, Unsupported
+from integrations.errors import InvalidRequest, Unsupported, Where
 from integrations.kube import JsonObject, KubeClient, object_name_problems
 
 VERSION_ANNOTATION = "rollbot.io/model-version"
-
-
-class _Where(TypedDict):
-    """Who failed doing what to which target, for :mod:`integrations.errors`."""
-
-    integration: str
-    operation: str
-    target: str
 
 
 SOURCE_ANNOTATION = "rollbot.io/model-source"
@@ -93,7 +85,7 @@ class KServeDeployer:
         """Send ``percent`` of traffic to ``version``; a no-op when the spec already says so."""
         operation = "shift_traffic"
         self._require_valid(target, operation)
-        where: _Where = {
+        where: Where = {
             "integration": self.kind,
             "operation": operation,
             "target": _describe(target),

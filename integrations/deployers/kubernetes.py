@@ -11,21 +11,13 @@ the API server refuse it instead of changing the wrong container.
 from __future__ import annotations
 
 import re
-from typing import Any, TypedDict
+from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
-from integrations.errors import InvalidRequest, Unsupported
+from integrations.errors import InvalidRequest, Unsupported, Where
 from integrations.kube import JsonObject, KubeClient, escape_pointer, object_name_problems
 
 VERSION_ANNOTATION = "rollbot.io/model-version"
-
-
-class _Where(TypedDict):
-    """Who failed doing what to which target, for :mod:`integrations.errors`."""
-
-    integration: str
-    operation: str
-    target: str
 
 
 IDEMPOTENCY_ANNOTATION = "rollbot.io/idempotency-key"
@@ -72,7 +64,7 @@ class KubernetesDeployer:
         """Roll the Deployment to ``version``; only ``percent=100`` is possible."""
         operation = "shift_traffic"
         self._require_valid(target, operation)
-        where: _Where = {
+        where: Where = {
             "integration": self.kind,
             "operation": operation,
             "target": _describe(target),
@@ -127,7 +119,7 @@ class KubernetesDeployer:
         )
 
     def _state(self, target: DeployTarget, obj: JsonObject, operation: str) -> DeploymentState:
-        where: _Where = {
+        where: Where = {
             "integration": self.kind,
             "operation": operation,
             "target": _describe(target),
@@ -162,7 +154,7 @@ def _container_pointer(index: int, *rest: str) -> str:
     return "/".join(["/spec/template/spec/containers", str(index), *rest])
 
 
-def _container(obj: JsonObject, target: DeployTarget, where: _Where) -> tuple[int, dict[str, Any]]:
+def _container(obj: JsonObject, target: DeployTarget, where: Where) -> tuple[int, dict[str, Any]]:
     containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     for index, container in enumerate(containers):
         if container.get("name") == target["container"]:

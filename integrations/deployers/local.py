@@ -19,18 +19,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
-from integrations.errors import InvalidRequest
-
-
-class _Where(TypedDict):
-    """Who failed doing what to which target, for :mod:`integrations.errors`."""
-
-    integration: str
-    operation: str
-    target: str
+from integrations.errors import InvalidRequest, Where
 
 
 @dataclass(frozen=True)
@@ -116,8 +108,8 @@ class LocalDeployer:
             for op in entry["operations"]
         ]
 
-    def _where(self, target: DeployTarget, operation: str) -> _Where:
-        where: _Where = {
+    def _where(self, target: DeployTarget, operation: str) -> Where:
+        where: Where = {
             "integration": self.kind,
             "operation": operation,
             "target": f"local {target.get('name')}",
@@ -137,7 +129,7 @@ class LocalDeployer:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _load(self, where: _Where) -> dict[str, Any]:
+    def _load(self, where: Where) -> dict[str, Any]:
         try:
             text = self._path.read_text(encoding="utf-8")
         except FileNotFoundError:

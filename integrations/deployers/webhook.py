@@ -36,23 +36,15 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any
 
 import httpx
 
 from integrations.deployers.base import DeploymentState, DeployTarget
-from integrations.errors import InvalidRequest
+from integrations.errors import InvalidRequest, Where
 from integrations.http import DEFAULT_TIMEOUT, mapped_errors, raise_for_status
 
 SIGNATURE_HEADER = "X-Rollbot-Signature"
-
-
-class _Where(TypedDict):
-    """Who failed doing what to which target, for :mod:`integrations.errors`."""
-
-    integration: str
-    operation: str
-    target: str
 
 
 TIMESTAMP_HEADER = "X-Rollbot-Timestamp"
@@ -186,11 +178,11 @@ class WebhookDeployer:
             return _parse_state(answer, where)
         return self.current_state(target)
 
-    def _where(self, target: DeployTarget, operation: str) -> _Where:
+    def _where(self, target: DeployTarget, operation: str) -> Where:
         described = f"{target.get('name')} at {httpx.URL(self._url).host}"
         return {"integration": self.kind, "operation": operation, "target": described}
 
-    def _require_valid(self, target: DeployTarget, where: _Where) -> None:
+    def _require_valid(self, target: DeployTarget, where: Where) -> None:
         if problems := self.validate_target(target):
             raise InvalidRequest("; ".join(problems), **where)
 
@@ -204,7 +196,7 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None  # an acknowledgement in plain text is fine; the state comes from a GET
 
 
-def _version(data: dict[str, Any], key: str, where: _Where) -> str | None:
+def _version(data: dict[str, Any], key: str, where: Where) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         return None
@@ -213,7 +205,7 @@ def _version(data: dict[str, Any], key: str, where: _Where) -> str | None:
     return str(value)
 
 
-def _parse_state(data: Any, where: _Where) -> DeploymentState:
+def _parse_state(data: Any, where: Where) -> DeploymentState:
     """Validate the receiver's state answer."""
     if not isinstance(data, dict):
         raise InvalidRequest("malformed state: expected a JSON object", **where)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -23,17 +23,12 @@ from integrations.errors import (
     IntegrationUnavailable,
     InvalidRequest,
     RateLimited,
+    Where,
 )
 from integrations.metrics.base import Series
 
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")
 _MESSAGE_LIMIT = 300
-
-
-class _Where(TypedDict):
-    integration: str
-    operation: str
-    target: str
 
 
 class PrometheusSource:
@@ -66,7 +61,7 @@ class PrometheusSource:
 
     @contextmanager
     def _mapped(self, operation: str, promql: str) -> Iterator[None]:
-        where = _Where(
+        where = Where(
             integration="prometheus",
             operation=operation,
             target=f"{_short(promql)} on {self._server}",
@@ -83,7 +78,7 @@ class PrometheusSource:
             raise InvalidRequest(f"malformed response: {exc}", **where) from exc
 
 
-def _status_error(message: str, where: _Where) -> Exception:
+def _status_error(message: str, where: Where) -> Exception:
     match = _STATUS.search(message)
     status = int(match.group(1)) if match else 0
     text = _short(message)
