@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import getpass
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlmodel import Session
 
 from bot.cli.context import Runtime, ensure_schema, load_runtime
+from bot.cli.plan import preview_plan
 from bot.errors import RollbotError
-from bot.runbooks import load_runbooks, locate_runbooks_dir, plan_rollback
 from bot.runs import leases
 from bot.runs.contracts import Plan
 from bot.runs.engine import RunProgress
 from bot.runs.live import DEFAULT_LEASE, live_engine
 from bot.runs.service import RunStatusView, StepView, create_run, run_status
-from bot.safe_versions import import_history
 from bot.store import session_scope
 from bot.store.types import utcnow
-from bot.wiring import components_for, seed_history
+from bot.wiring import components_for
 from bot.worker.main import worker_identity
 
 
@@ -43,7 +41,7 @@ def drill(
     """
     runtime = load_runtime()
     ensure_schema(runtime)
-    plan = _plan(runtime, runbook=runbook, model=model, to=to, parameters=_parameters(param))
+    plan = preview_plan(runtime, runbook=runbook, model=model, to=to, parameters=_parameters(param))
     worker_id = f"drill:{worker_identity()}"
     with session_scope(runtime.engine) as session:
         run = create_run(
@@ -76,30 +74,6 @@ def _parameters(pairs: list[str] | None) -> dict[str, str]:
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
         parameters[key.strip()] = value
     return parameters
-
-
-def _plan(
-    runtime: Runtime, *, runbook: str, model: str, to: str | None, parameters: dict[str, str]
-) -> Plan:
-    config_path = Path(runtime.settings.rollbot_config)
-    runbooks = load_runbooks(locate_runbooks_dir(runtime.config.runbooks_dir, config_path))
-    with Session(runtime.engine) as session:
-        # A demo registry's seeded history informs the choice of version, then is rolled back.
-        import_history(
-            session, model=model, entries=seed_history(runtime.config, runtime.settings, model)
-        )
-        plan = plan_rollback(
-            config=runtime.config,
-            runbooks=runbooks,
-            session=session,
-            components_for=lambda name: components_for(runtime.config, runtime.settings, name),
-            model=model,
-            to_version=to,
-            runbook=runbook,
-            parameters=parameters,
-        )
-        session.rollback()
-    return plan
 
 
 def describe_drill(view: RunStatusView) -> str:

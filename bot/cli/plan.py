@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
-from bot.cli.context import ensure_schema, load_runtime
+from bot.cli.context import Runtime, ensure_schema, load_runtime
 from bot.config import format_duration
 from bot.runbooks import load_runbooks, locate_runbooks_dir, plan_rollback
 from bot.runs.contracts import Plan, PlanStep
@@ -31,13 +31,31 @@ def plan(
     """Show the rollback plan for MODEL: from → to, every step, the plan hash. Changes nothing."""
     runtime = load_runtime()
     ensure_schema(runtime)
+    result = preview_plan(runtime, model=model, to=to, runbook=runbook)
+    if as_json:
+        typer.echo(json.dumps({**result.model_dump(mode="json"), "plan_hash": result.hash()}))
+    else:
+        typer.echo(describe_plan(result))
+
+
+def preview_plan(
+    runtime: Runtime,
+    *,
+    model: str,
+    to: str | None,
+    runbook: str | None,
+    parameters: dict[str, Any] | None = None,
+) -> Plan:
+    """Render the model's rollback plan without keeping anything in the database.
+
+    A demo registry's seeded history informs the choice of version, then is rolled back.
+    """
     config_path = Path(runtime.settings.rollbot_config)
     runbooks = load_runbooks(locate_runbooks_dir(runtime.config.runbooks_dir, config_path))
     with Session(runtime.engine) as session:
-        # A demo registry's seeded history is imported for this look only, then rolled back.
         seed = seed_history(runtime.config, runtime.settings, model)
         import_history(session, model=model, entries=seed)
-        result = plan_rollback(
+        plan = plan_rollback(
             config=runtime.config,
             runbooks=runbooks,
             session=session,
@@ -45,12 +63,10 @@ def plan(
             model=model,
             to_version=to,
             runbook=runbook,
+            parameters=parameters,
         )
         session.rollback()
-    if as_json:
-        typer.echo(json.dumps({**result.model_dump(mode="json"), "plan_hash": result.hash()}))
-    else:
-        typer.echo(describe_plan(result))
+    return plan
 
 
 def describe_plan(plan: Plan) -> str:
