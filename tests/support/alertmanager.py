@@ -7,7 +7,6 @@ reaches the webhook within a second or two instead of after the production defau
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 
 from tests.support.postgres import free_port
-from tests.support.processes import wait_for_http
+from tests.support.processes import serving
 from tests.support.services import unavailable
 
 # Debian ships the binary as prometheus-alertmanager; upstream tarballs call it alertmanager.
@@ -87,27 +86,14 @@ def running_alertmanager(
     storage.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "alertmanager.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={storage}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                # Empty: no gossip port, so parallel test runs never collide on 9094.
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Empty: no gossip port, so parallel test runs never collide on 9094.
+        "--cluster.listen-address=",
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/-/ready", timeout=30)
+    with serving(command, ready_url=f"{url}/-/ready", log_path=log_path):
         yield Alertmanager(url=url, log_path=log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ def run_rollbot(
     args: list[str], env: dict[str, str], **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
     """Run a rollbot command to completion."""
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(  # type: ignore[call-overload]
         [ROLLBOT, *args], env=env, capture_output=True, text=True, timeout=120, **kwargs
     )
 
@@ -57,3 +58,22 @@ def wait_for_http(url: str, *, timeout: float = 30) -> None:
 
     if not wait_until(answers, timeout=timeout, interval=0.2):
         raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def serving(
+    command: list[str], *, ready_url: str, log_path: Path, ready_timeout: float = 30
+) -> Iterator[None]:
+    """Run a server process until the block ends, once ``ready_url`` answers; then stop it."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for_http(ready_url, timeout=ready_timeout)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

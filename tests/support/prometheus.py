@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.postgres import free_port
-from tests.support.processes import wait_for_http
+from tests.support.processes import serving
 
 
 @dataclass(frozen=True)
@@ -122,25 +122,16 @@ def running_prometheus(
     config.write_text("\n".join(lines) + "\n")
     port = free_port()
     log_path = workdir / "prometheus.log"
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("w"),
-    )
+    command = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=30d",
+    ]
+    if alertmanager_url:
+        # Re-send firing alerts every second, not every minute: tests wait on delivery.
+        command.append("--rules.alert.resend-delay=1s")
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/-/ready", timeout=60)
+    with serving(command, ready_url=f"{url}/-/ready", log_path=log_path, ready_timeout=60):
         yield Prometheus(url=url, log_path=log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
