@@ -62,7 +62,10 @@ def plan_rollback(
         _require_version(main, to_version)
         if to_version == from_version:
             raise ConflictError(f"{model} already serves version {to_version}")
-    model_parameters = model_config.runbook_parameters if runbook is None else {}
+    # The model's parameter values belong to its own runbook, whether named or implied: an
+    # approval re-renders the plan with the runbook named, and must get the same plan.
+    own_runbook = runbook in (None, model_config.runbook)
+    model_parameters = model_config.runbook_parameters if own_runbook else {}
     return render_plan(
         chosen,
         model=model,

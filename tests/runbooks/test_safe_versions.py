@@ -251,3 +251,32 @@ def test_history_is_imported_only_when_rollbot_has_none(engine: Engine) -> None:
         assert import_history(session, model="m", entries=entries) == 0
         session.commit()
         assert len(session.exec(select(DeploymentRecord)).all()) == 2
+
+
+def test_the_models_own_runbook_gets_its_parameters_whether_named_or_implied(
+    engine: Engine, components: dict[str, Component]
+) -> None:
+    # An approval re-renders the plan naming the runbook: it must hash the same as the
+    # proposal, which implied it, or no rollback with runbook_parameters could be approved.
+    model = CONFIG.models["fraud-detector"].model_copy(
+        update={"runbook_parameters": {"verify": False}}
+    )
+    config = CONFIG.model_copy(update={"models": {"fraud-detector": model}})
+    with Session(engine) as session:
+        _history(session)
+
+        def plan(**kwargs: str) -> Plan:
+            return plan_rollback(
+                config=config,
+                runbooks=load_runbooks(SHIPPED),
+                session=session,
+                components_for=lambda _: {"fraud-detector": components["fraud-detector"]},
+                model="fraud-detector",
+                **kwargs,  # type: ignore[arg-type]
+            )
+
+        implied, named = plan(), plan(runbook="immediate-rollback")
+        other = plan(runbook="staged-rollback")
+    assert implied.parameters["verify"] is False
+    assert named.hash() == implied.hash()
+    assert other.parameters["verify"] is True
