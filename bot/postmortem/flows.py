@@ -14,7 +14,6 @@ from bot.incidents import service as incidents
 from bot.incidents.service import KEY_TIMES, KeyTime
 from bot.postmortem.facts import PostmortemFacts
 from bot.postmortem.gather import gather_facts
-from bot.postmortem.impact import ERRORS, REQUESTS
 from bot.postmortem.render import Format, render
 from integrations.metrics.base import MetricsSource
 
@@ -41,9 +40,7 @@ def build_facts(
     now: datetime | None = None,
 ) -> PostmortemFacts:
     """Gather the facts, reading the model's watched metrics when a metrics source is given."""
-    incident = incidents.get(session, incident_id=incident_id)
-    queries = watch_queries(config, incident.model) if metrics is not None else {}
-    return gather_facts(session, incident_id=incident_id, metrics=metrics, queries=queries, now=now)
+    return gather_facts(session, incident_id=incident_id, metrics=metrics, config=config, now=now)
 
 
 def render_document(
@@ -157,21 +154,3 @@ def parse_moment(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no timezone; write e.g. 2026-03-01T10:02:00Z")
     return moment
-
-
-def watch_queries(config: RollbotConfig | None, model: str | None) -> dict[str, str]:
-    """The model's watched metrics as PromQL over all its versions (``$step`` left open)."""
-    watched = config.models.get(model) if config and model else None
-    watch = watched.watch if watched else None
-    if watch is None or model is None:
-        return {}
-    selector = f'{watch.model_label}="{watch.metrics_name or model}"'
-    queries: dict[str, str] = {}
-    for name, metric in watch.metrics.items():
-        if metric.kind == "ratio" and name == "error_rate":
-            # Summed over versions: before mitigation every request went to the degraded one.
-            queries[ERRORS] = f"sum({(metric.numerator or '').replace('$selector', selector)})"
-            queries[REQUESTS] = f"sum({(metric.denominator or '').replace('$selector', selector)})"
-        elif metric.kind == "gauge" and metric.query:
-            queries[name] = f"{metric.aggregation}({metric.query.replace('$selector', selector)})"
-    return queries

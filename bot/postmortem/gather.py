@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.config import RollbotConfig
 from bot.incidents import service as incidents
 from bot.postmortem import records
 from bot.postmortem.evidence import (
@@ -27,7 +28,9 @@ from bot.postmortem.facts import (
     VersionsFact,
 )
 from bot.postmortem.impact import (
+    ERROR_RATE,
     METRICS_SOURCE,
+    Samples,
     chart_series,
     impact_from_counts,
     impact_from_evidence,
@@ -39,9 +42,11 @@ from bot.postmortem.keytimes import (
     StageOutcomes,
     corrections,
     duration_facts,
+    first_response,
     key_time_facts,
 )
 from bot.postmortem.narrative import summarize
+from bot.postmortem.watched import BASELINE_COUNTS, configured_error_rate, watch_queries
 from bot.store.models import ApprovalRequest, Incident, IncidentStatus
 from bot.store.types import utcnow
 from integrations.metrics.base import MetricsSource
@@ -52,10 +57,13 @@ def gather_facts(
     *,
     incident_id: int,
     metrics: MetricsSource | None = None,
-    queries: Mapping[str, str] | None = None,
+    config: RollbotConfig | None = None,
     now: datetime | None = None,
 ) -> PostmortemFacts:
-    """Everything the postmortem states about the incident; NotFoundError for an unknown one."""
+    """Everything the postmortem states about the incident; NotFoundError for an unknown one.
+
+    With a metrics source, the model's watched metrics (from ``config``) are read around it.
+    """
     incident = incidents.get(session, incident_id=incident_id)
     now = now or utcnow()
     events = records.timeline_events(
@@ -69,8 +77,8 @@ def gather_facts(
     detections = detections_from_events(events) or _proposal_evidence(requests)
     evidence = _deciding(detections)
 
-    series, counts, problem = _metric_readings(
-        incident, versions, metrics, queries or {}, evidence, now
+    series, counts, boundaries, problem = _metric_readings(
+        incident, versions, metrics, config, evidence, now
     )
     if not series:
         series = series_from_detections(detections)
@@ -80,14 +88,18 @@ def gather_facts(
         run_statuses=tuple(run.status for run in runs if not run.drill),
         has_metrics=bool(series or detections),
     )
+    corrected = corrections(events)
     key_times = key_time_facts(
         incident,
-        corrected=corrections(events),
-        estimated_degradation=_estimate_degradation(incident, versions, series, detections),
+        corrected=corrected,
+        estimated_degradation=_estimate_degradation(
+            incident, versions, series, detections, corrected="degraded_at" in corrected
+        ),
+        estimated_acknowledgement=first_response(timeline, after=incident.detected_at),
         outcomes=outcomes,
     )
     times = {fact.key: fact.at for fact in key_times}
-    impact = _impact(times, counts, evidence, problem, now)
+    impact = _impact(times, counts, boundaries, problem, now)
     return PostmortemFacts(
         incident_id=incident_id,
         title=incident.title,
@@ -137,18 +149,30 @@ def _metric_readings(
     incident: Incident,
     versions: VersionsFact,
     metrics: MetricsSource | None,
-    queries: Mapping[str, str],
+    config: RollbotConfig | None,
     evidence: Mapping[str, EvidenceFact],
     now: datetime,
-) -> tuple[tuple[MetricSeries, ...], Mapping[str, list[tuple[float, float]]], str | None]:
-    if metrics is None or not queries or incident.model is None:
-        return (), {}, None
+) -> tuple[tuple[MetricSeries, ...], Mapping[str, Samples], Mapping[str, EvidenceFact], str | None]:
+    """The chart's series, the counts, the boundaries drawn and judged, and any problem."""
+    queries = watch_queries(
+        config, incident.model, degraded=versions.degraded, safe=versions.restored
+    )
+    if metrics is None or not queries:
+        return (), {}, evidence, None
     window = window_around(
         [versions.deployed_at, incident.degraded_at, incident.detected_at, incident.resolved_at],
         now=now,
     )
     readings = read_metrics(metrics, queries=queries, window=window)
-    return chart_series(readings.columns, evidence), readings.columns, readings.problem
+    boundaries = dict(evidence)
+    if ERROR_RATE not in boundaries:
+        # No watch evaluation recorded a boundary: use the configured one, so the chart and
+        # the degradation start still show where the version crossed it.
+        configured = configured_error_rate(config, incident.model, readings.columns)
+        if configured is not None:
+            boundaries[ERROR_RATE] = configured
+    columns = {k: v for k, v in readings.columns.items() if k not in BASELINE_COUNTS}
+    return chart_series(columns, boundaries), columns, boundaries, readings.problem
 
 
 def _estimate_degradation(
@@ -156,15 +180,29 @@ def _estimate_degradation(
     versions: VersionsFact,
     series: tuple[MetricSeries, ...],
     detections: tuple[DetectionFact, ...],
+    *,
+    corrected: bool,
 ) -> tuple[datetime, str] | None:
-    """When the incident did not record it: where the metrics show the excess beginning."""
-    if incident.degraded_at is not None:
+    """Where the metrics show the excess beginning, when the incident did not record it.
+
+    An alert or a person records when the trouble was noticed, not when it began: without a
+    watch's evaluation (and unless a person corrected it) the metrics' earlier start wins.
+    """
+    recorded = incident.degraded_at
+    if corrected or (recorded is not None and detections):
         return None
     end = incident.detected_at or incident.created_at
     measured = [s for s in series if s.source == METRICS_SOURCE]
     starts = [start for s in measured if (start := _breach_start(s, end)) is not None]
-    if starts:
-        return min(starts), "estimated from the metrics: the start of the breach seen at detection"
+    if versions.deployed_at is not None:
+        starts = [max(start, versions.deployed_at) for start in starts]
+    if starts and (recorded is None or min(starts) < recorded):
+        basis = "estimated from the metrics: where the degraded version crossed its boundary"
+        if recorded is not None:
+            basis += f" (the incident recorded {recorded:%H:%M:%S} UTC, when it was noticed)"
+        return min(starts), basis
+    if recorded is not None:
+        return None
     start = deciding_window_start(detections)
     if start is None:
         return None

@@ -11,6 +11,8 @@ from bot.postmortem.facts import KEY_TIME_LABELS, DurationFact, KeyTimeFact, Tim
 from bot.store.models import Incident, TimelineEvent
 
 CORRECTION_KIND = "incident.time_corrected"
+# Where people act; the watch, alerts and the runbook engine record under their own names.
+PERSON_SOURCES = frozenset({"slack", "cli", "web"})
 
 _BASIS = {
     "degraded_at": "from the metrics, as recorded by the watch",
@@ -76,14 +78,21 @@ def key_time_facts(
     corrected: Mapping[str, TimelineEntry],
     estimated_degradation: tuple[datetime, str] | None,
     outcomes: StageOutcomes,
+    estimated_acknowledgement: tuple[datetime, str] | None = None,
 ) -> tuple[KeyTimeFact, ...]:
-    """Every key time in order; missing ones say why they were not reached."""
+    """Every key time in order; missing ones say why they were not reached.
+
+    An estimated degradation start replaces the recorded one (the caller decides when the
+    metrics know better); an estimated acknowledgement only fills a gap.
+    """
     facts = []
     for key in KEY_TIMES:
         at: datetime | None = getattr(incident, key)
         basis = _BASIS[key]
-        if at is None and key == "degraded_at" and estimated_degradation is not None:
+        if key == "degraded_at" and estimated_degradation is not None:
             at, basis = estimated_degradation
+        if at is None and key == "acknowledged_at" and estimated_acknowledgement is not None:
+            at, basis = estimated_acknowledgement
         if at is None:
             basis = _why_not_reached(key, outcomes)
         correction = corrected.get(key)
@@ -98,6 +107,22 @@ def key_time_facts(
             )
         )
     return tuple(facts)
+
+
+def first_response(
+    timeline: Iterable[TimelineEntry], *, after: datetime | None
+) -> tuple[datetime, str] | None:
+    """The first thing a person did in the incident after it was detected, if anything."""
+    for entry in timeline:
+        if after is not None and entry.at < after:
+            continue
+        if entry.source in PERSON_SOURCES and entry.actor and entry.kind != CORRECTION_KIND:
+            what = entry.kind.replace("_", " ").replace(".", " ")
+            return (
+                entry.at,
+                f"the first response by a person on the timeline ({entry.actor}: {what})",
+            )
+    return None
 
 
 def duration_facts(key_times: Iterable[KeyTimeFact]) -> tuple[DurationFact, ...]:

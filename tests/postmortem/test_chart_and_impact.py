@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from datetime import datetime
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -94,8 +95,10 @@ def test_impact_is_counted_from_the_metrics_source(engine: Engine) -> None:
             now=GENERATED_AT,
         )
     assert source.queries == [
-        'sum(increase(model_errors_total{model="fraud-scorer"}[60s]))',
-        'sum(increase(model_requests_total{model="fraud-scorer"}[60s]))',
+        'sum(increase(model_errors_total{model="fraud-scorer",version="5"}[60s]))',
+        'sum(increase(model_requests_total{model="fraud-scorer",version="5"}[60s]))',
+        'sum(increase(model_errors_total{model="fraud-scorer",version="4"}[60s]))',
+        'sum(increase(model_requests_total{model="fraud-scorer",version="4"}[60s]))',
     ]
     impact = facts.impact
     # One-minute samples from 10:02 up to the rollback at 10:18:19: 17 of them.
@@ -144,3 +147,53 @@ def test_a_metrics_source_that_is_down_falls_back_to_the_evidence(engine: Engine
         facts.impact.basis
     )
     assert [s.source for s in facts.metrics] == ["the watch's recorded evaluations"] * 2
+
+
+class CanaryPrometheus(RecordedPrometheus):
+    """Version 5 as a canary: 40 requests a minute beside version 4's 60, each per label."""
+
+    def query_range(
+        self, promql: str, *, start: datetime, end: datetime, step_seconds: float
+    ) -> list[Series]:
+        answer = super().query_range(promql, start=start, end=end, step_seconds=step_seconds)
+        share = 0.4 if 'version="5"' in promql else 0.6
+        if 'version="' not in promql:
+            share = 1.0
+        return [
+            Series(labels=s.labels, samples=[(t, v * share) for t, v in s.samples]) for s in answer
+        ]
+
+
+def test_during_a_canary_only_the_degraded_versions_requests_count(engine: Engine) -> None:
+    with Session(engine) as session:
+        recorded = record_incident(session)
+        facts = build_facts(
+            session,
+            incident_id=recorded.incident_id,
+            config=CONFIG,
+            metrics=CanaryPrometheus(),
+            now=GENERATED_AT,
+        )
+    # 17 one-minute samples of version 5 alone: 40 requests and 1.2 errors each.
+    assert facts.impact.requests == 17 * 40.0
+    assert facts.impact.errors == pytest.approx(17 * 1.2)
+    assert "about 680 requests" in facts.summary
+
+
+def test_an_alert_opened_incident_takes_its_boundary_from_the_configuration(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session:
+        recorded = record_incident(session, ending="no_metrics")
+        facts = build_facts(
+            session,
+            incident_id=recorded.incident_id,
+            config=CONFIG,
+            metrics=RecordedPrometheus(),
+            now=GENERATED_AT,
+        )
+    (series,) = facts.metrics
+    # Version 4 fails 1% (1 of 100) before and 3% during, averaged over the window; the
+    # configured boundary is 1.5 times that.
+    baseline = series.points[0].baseline
+    assert baseline is not None and series.points[0].limit == pytest.approx(baseline * 1.5)
