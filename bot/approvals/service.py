@@ -176,6 +176,7 @@ def decide(
         )
     if not _record_decision(session, request=request, user=user, decision="approve", now=now):
         return ClickOutcome(request.id, False, request.status, "You already approved this.")
+    _acknowledge(session, request=request, user=user, source=source, now=now)
     record_event(
         session,
         incident_id=request.incident_id,
@@ -194,6 +195,14 @@ def decide(
         )
     run_id = _grant(session, request=request, source=source, now=now, start_run=start_run)
     return ClickOutcome(request.id, True, request.status, "Approved: the rollback starts.", run_id)
+
+
+def _acknowledge(
+    session: Session, *, request: ApprovalRequest, user: str, source: str, now: datetime
+) -> None:
+    if request.incident_id is not None:
+        incident = incidents.get(session, incident_id=request.incident_id)
+        incidents.note_response(session, incident=incident, actor=user, source=source, at=now)
 
 
 def verify_approved(session: Session, *, request_id: int, plan_hash: str) -> None:
@@ -274,6 +283,7 @@ def _reject(
     assert request.id is not None
     if not _record_decision(session, request=request, user=user, decision="reject", now=now):
         return ClickOutcome(request.id, False, request.status, "You already decided on this.")
+    _acknowledge(session, request=request, user=user, source=source, now=now)
     _finish(session, request=request, status=ApprovalStatus.REJECTED, at=now)
     record_event(
         session,

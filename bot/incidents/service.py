@@ -34,6 +34,10 @@ KEY_TIMES: tuple[KeyTime, ...] = (
 )
 
 
+# Where a person (not the bot, a watch or an alert) acts; their first act acknowledges.
+PERSON_SOURCES = frozenset({"slack", "cli", "web"})
+
+
 def get(session: Session, *, incident_id: int) -> Incident:
     """The incident, or NotFoundError."""
     incident = session.get(Incident, incident_id)
@@ -166,6 +170,7 @@ def set_severity(
     _check_open(incident)
     if severity == incident.severity:
         return
+    note_response(session, incident=incident, actor=actor, source=source)
     before, incident.severity = incident.severity, severity
     session.add(incident)
     record_event(
@@ -179,11 +184,18 @@ def set_severity(
     )
 
 
-def acknowledge(session: Session, *, incident: Incident, actor: str, source: str) -> bool:
+def acknowledge(
+    session: Session,
+    *,
+    incident: Incident,
+    actor: str,
+    source: str,
+    at: datetime | None = None,
+) -> bool:
     """The first person to respond; False when it was acknowledged already."""
     if incident.acknowledged_at is not None:
         return False
-    incident.acknowledged_at = utcnow()
+    incident.acknowledged_at = at or utcnow()
     session.add(incident)
     record_event(
         session,
@@ -192,8 +204,23 @@ def acknowledge(session: Session, *, incident: Incident, actor: str, source: str
         source=source,
         actor=actor,
         summary=f"Acknowledged by {actor}",
+        occurred_at=incident.acknowledged_at,
     )
     return True
+
+
+def note_response(
+    session: Session,
+    *,
+    incident: Incident,
+    actor: str | None,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """A person acted on the incident (a note, a severity, an approval): the first such act
+    is its acknowledgement. Acts of the bot, a watch or an alert are not."""
+    if actor and source in PERSON_SOURCES:
+        acknowledge(session, incident=incident, actor=actor, source=source, at=at)
 
 
 def add_note(
@@ -211,6 +238,7 @@ def add_note(
     text = text.strip()
     if not text:
         raise ValueError("a note needs some text")
+    note_response(session, incident=incident, actor=actor, source=source)
     record_event(
         session,
         incident_id=incident.id,
@@ -277,6 +305,7 @@ def set_status(
     _check_open(incident)
     if incident.status == status:
         return
+    note_response(session, incident=incident, actor=actor, source=source)
     before, incident.status = incident.status, status
     session.add(incident)
     record_event(
@@ -300,6 +329,7 @@ def resolve(
 ) -> None:
     """Close the incident; its key resolution time is now."""
     _check_open(incident)
+    note_response(session, incident=incident, actor=actor, source=source)
     incident.status = IncidentStatus.RESOLVED
     mark_time(session, incident=incident, key="resolved_at")
     session.add(incident)

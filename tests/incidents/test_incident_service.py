@@ -146,3 +146,21 @@ def test_a_corrected_key_time_is_itself_an_event(engine: Engine) -> None:
         assert event.details["to"] == corrected.isoformat()
         assert event.details["from"] is None
         assert event.actor == "U1"
+
+
+def test_the_first_act_of_a_person_acknowledges_but_the_bots_acts_do_not(engine: Engine) -> None:
+    with Session(engine) as session:
+        incident, _ = service.open_or_join(
+            session, model="fraud", title="t", actor=None, source="detector"
+        )
+        service.add_note(session, incident=incident, text="from a watch", actor=None, source="bot")
+        assert incident.acknowledged_at is None
+        service.add_note(session, incident=incident, text="looking", actor="U2", source="slack")
+        first = incident.acknowledged_at
+        service.set_severity(session, incident=incident, severity="sev2", actor="U3", source="cli")
+        session.commit()
+        assert first is not None and incident.acknowledged_at == first
+        events = session.exec(
+            select(TimelineEvent).where(TimelineEvent.kind == "incident.acknowledged")
+        ).all()
+        assert [(e.actor, e.source) for e in events] == [("U2", "slack")]
