@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bot.config.durations import Duration
 from bot.detection.rules import Boundary, Direction, GaugeRule, MetricRule, RatioRule
+from bot.detection.scenario import DEFAULT_EVALUATION_INTERVAL_SECONDS
+
+_EVALUATION_INTERVAL = timedelta(seconds=DEFAULT_EVALUATION_INTERVAL_SECONDS)
 
 
 class MetricKind(StrEnum):
@@ -156,16 +159,24 @@ _BOUNDARY_KEYS = {"max_ratio_to_baseline", "max_value", "min_ratio_to_baseline",
 
 
 class WatchConfig(_Section):
-    """A model's live watch; ``watch: {}`` watches the error rate with every default."""
+    """A model's live watch; ``watch: {}`` watches the error rate with every default.
+
+    ``interval`` defaults to ``DEFAULT_EVALUATION_INTERVAL_SECONDS`` (15 s), the interval
+    ``rollbot replay`` evaluates at; a watch only judges again once a new step is complete.
+    ``step`` (one sample's width) defaults to 1m because ``increase()`` needs two scrapes
+    inside a step and most Prometheus setups scrape every 15–30 s. A watch whose step is
+    the scenario's ``step_seconds`` decides exactly as ``rollbot replay`` does; set
+    ``step: 15s`` where scrapes come every 7.5 s or faster.
+    """
 
     metrics: dict[str, MetricConfig] = Field(
         default_factory=lambda: {"error_rate": MetricConfig(**_KNOWN_METRICS["error_rate"])}
     )
     # An excursion shorter than this is a blip and never a reason to roll back.
     sustain: Duration = timedelta(minutes=3)
-    interval: Duration = timedelta(minutes=1)
+    interval: Duration = _EVALUATION_INTERVAL
     cooldown: Duration = timedelta(hours=1)
-    # One sample's width; wider than the scrape interval so each step holds several scrapes.
+    # One sample's width; increase() needs two scrapes inside it (see the docstring).
     step: Duration = timedelta(minutes=1)
     # How much of the safe version's history before the deploy forms the baseline.
     baseline_window: Duration = timedelta(hours=1)

@@ -1,27 +1,29 @@
 """One evaluation cycle of every due watch: read metrics, judge, remember, act.
 
-Metrics are read for all due models first, with no transaction open; then each model is
-judged and stored in its own transaction, so one model's trouble never blocks another's.
-People are told only after the commit (a notifier reads the committed state).
+A watch is due when its interval is up and a step has completed since it was last judged.
+Metrics are read chunk by chunk of models with no transaction open; the detector is pure,
+so a large cycle judges chunks in worker processes while the next chunk is read. Verdicts
+are stored in one transaction per chunk of models, and a model that proposes a rollback
+gets its own, so one model's trouble never blocks the others'. People are told only after
+the commit (a notifier reads the committed state).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.config.models import RollbotConfig
-from bot.detection.detector import detect
-from bot.detection.evidence import Decision, DetectionState
-from bot.detection.watch_state import WatchPolicy, WatchState
-from bot.incidents import service as incidents
 from bot.notify import Notifier
 from bot.store.db import session_scope
+from bot.store.models import Incident, IncidentStatus
 from bot.store.models import WatchState as WatchStateRow
 from bot.store.types import utcnow
 from bot.watches.flows import (
@@ -31,7 +33,8 @@ from bot.watches.flows import (
     decision_details,
     record_decision,
 )
-from bot.watches.reader import WatchSamples, read_samples
+from bot.watches.judging import Judgement, Work, judge_chunks, remembered
+from bot.watches.reader import read_chunks, step_end
 from bot.watches.targets import WatchTarget, watch_targets
 from integrations.errors import IntegrationError
 from integrations.metrics.base import MetricsSource
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 # A watch is due a little before its interval is up, so a job tick that fires slightly
 # early does not skip a whole interval.
 _DUE_SHARE = 0.9
+# Models stored per transaction: enough that commits stop dominating the cycle, few enough
+# that no lock is held for long.
+WRITE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -66,99 +72,189 @@ def evaluate_watches(
     """Evaluate every due watch once; IntegrationError from the metrics source propagates."""
     now = now or utcnow()
     with session_scope(engine) as session:
-        targets = [t for t in watch_targets(session, config=config) if _due(session, t, now)]
-    if not targets:
+        targets = watch_targets(session, config=config)
+        rows = {row.model: row for row in session.exec(select(WatchStateRow)).all()}
+    due = [target for target in targets if _due(rows.get(target.model), target, now)]
+    if not due:
         return []
-    samples = read_samples(source, targets, now=now)
-    evaluations = []
-    for target in targets:
-        with session_scope(engine) as session:
-            evaluation = _evaluate(session, target, samples.get(target.model), proposer, now)
+    judgements = _judge(source, due, rows, now)
+    evaluations = _store(engine, judgements, rows, proposer, now)
+    for evaluation in evaluations:
         if evaluation.detection is not None:
             _notify(notifier, evaluation)
-        evaluations.append(evaluation)
     return evaluations
 
 
-def _due(session: Session, target: WatchTarget, now: datetime) -> bool:
-    row = session.get(WatchStateRow, target.model)
-    if row is None or row.evaluated_at is None:
+def _due(row: WatchStateRow | None, target: WatchTarget, now: datetime) -> bool:
+    if row is None or row.evaluated_at is None or _new_deploy(row, target):
         return True
+    # Judging the same complete steps again cannot change the verdict; it only costs.
+    if step_end(target, now) <= float(row.state.get("evaluated_through", float("-inf"))):
+        return False
     return (now - row.evaluated_at) >= target.watch.interval * _DUE_SHARE
 
 
-def _evaluate(
-    session: Session,
-    target: WatchTarget,
-    samples: WatchSamples | None,
+def _new_deploy(row: WatchStateRow, target: WatchTarget) -> bool:
+    return (
+        row.state.get("candidate_version") != target.candidate_version
+        or row.state.get("deployed_at") != target.deployed_at.timestamp()
+    )
+
+
+def _judge(
+    source: MetricsSource,
+    due: Sequence[WatchTarget],
+    rows: dict[str, WatchStateRow],
+    now: datetime,
+) -> list[Judgement]:
+    """Every due model's verdict; models without a baseline version are judged inconclusive."""
+    states = {t.model: remembered(_stored_state(rows.get(t.model)), t) for t in due}
+
+    def work() -> Iterable[list[Work]]:
+        read: set[str] = set()
+        for chunk in read_chunks(source, due, now=now):
+            read.update(chunk)
+            yield [(t, chunk[t.model], states[t.model]) for t in due if t.model in chunk]
+        yield [(t, None, states[t.model]) for t in due if t.model not in read]
+
+    by_model = {j.target.model: j for j in judge_chunks(work(), now=now.timestamp())}
+    return [by_model[target.model] for target in due]
+
+
+def _stored_state(row: WatchStateRow | None) -> dict[str, Any]:
+    return dict(row.state) if row is not None else {}
+
+
+def _store(
+    engine: Engine,
+    judgements: Sequence[Judgement],
+    rows: dict[str, WatchStateRow],
     proposer: Proposer,
     now: datetime,
+) -> list[Evaluation]:
+    """Remember every verdict: quiet ones in batches, each proposal in its own transaction."""
+    done: dict[str, Evaluation] = {}
+    quiet = [j for j in judgements if not j.step.propose]
+    for first in range(0, len(quiet), WRITE_CHUNK):
+        with session_scope(engine) as session:
+            for evaluation in _store_quiet(session, quiet[first : first + WRITE_CHUNK], rows, now):
+                done[evaluation.model] = evaluation
+    for judgement in judgements:
+        if judgement.step.propose:
+            with session_scope(engine) as session:
+                evaluation = _store_proposal(session, judgement, proposer, now)
+            done[evaluation.model] = evaluation
+    return [done[j.target.model] for j in judgements]
+
+
+def _store_quiet(
+    session: Session,
+    chunk: Sequence[Judgement],
+    rows: dict[str, WatchStateRow],
+    now: datetime,
+) -> list[Evaluation]:
+    evaluations: list[Evaluation] = []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    details_of = {j.target.model: _details(j) for j in chunk}
+    changed = {m for m, d in details_of.items() if _changed(rows.get(m), d)}
+    open_incidents = _open_incidents(session, sorted(changed))
+    for judgement in chunk:
+        model = judgement.target.model
+        details = details_of[model]
+        if model in changed:
+            record_decision(
+                session,
+                target=judgement.target,
+                details=details,
+                incident_id=open_incidents.get(model),
+            )
+        values = _row_values(judgement, details, now)
+        (updates if model in rows else inserts).append(values)
+        evaluations.append(_evaluation(judgement, model in changed, None))
+    if updates:
+        session.execute(update(WatchStateRow), updates)
+    if inserts:
+        session.execute(insert(WatchStateRow), inserts)
+    return evaluations
+
+
+def _store_proposal(
+    session: Session, judgement: Judgement, proposer: Proposer, now: datetime
 ) -> Evaluation:
+    target = judgement.target
+    details = _details(judgement)
+    detection = act_on_degraded(
+        session,
+        target=target,
+        decision=judgement.decision,
+        details=details,
+        proposer=proposer,
+        now=now,
+    )
     row = session.get(WatchStateRow, target.model) or WatchStateRow(model=target.model)
-    decision, baseline_mode = _decide(target, samples, now)
-    state = _remembered(row, target)
-    policy = WatchPolicy(
-        confirmations=target.watch.confirmations,
-        cooldown_seconds=target.watch.cooldown.total_seconds(),
+    values = _row_values(judgement, details, now)
+    row.state, row.last_decision, row.evaluated_at = (
+        values["state"],
+        values["last_decision"],
+        values["evaluated_at"],
     )
-    step = state.observe(decision.state, now=decision.evaluated_at, policy=policy)
-    details = decision_details(decision, target, baseline_mode)
-    details["watch"] = step.reason
-    changed = _changed(row, details)
-    detection = None
-    if step.propose:
-        detection = act_on_degraded(
-            session, target=target, decision=decision, details=details, proposer=proposer, now=now
-        )
-    elif changed:
-        incident = incidents.open_for_model(session, model=target.model)
-        record_decision(
-            session, target=target, details=details, incident_id=incident.id if incident else None
-        )
-    row.state = {
-        **step.state.to_dict(),
-        "candidate_version": target.candidate_version,
-        "deployed_at": target.deployed_at.timestamp(),
-    }
-    row.last_decision = details
-    row.evaluated_at = now
     session.add(row)
+    return _evaluation(judgement, True, detection)
+
+
+def _details(judgement: Judgement) -> dict[str, Any]:
+    details = decision_details(judgement.decision, judgement.target, judgement.baseline_mode)
+    details["watch"] = judgement.step.reason
+    return details
+
+
+def _row_values(judgement: Judgement, details: dict[str, Any], now: datetime) -> dict[str, Any]:
+    target = judgement.target
+    return {
+        "model": target.model,
+        "state": {
+            **judgement.step.state.to_dict(),
+            "candidate_version": target.candidate_version,
+            "deployed_at": target.deployed_at.timestamp(),
+            "evaluated_through": judgement.through,
+        },
+        "last_decision": details,
+        "evaluated_at": now,
+    }
+
+
+def _evaluation(
+    judgement: Judgement, changed: bool, detection: DetectionOutcome | None
+) -> Evaluation:
     return Evaluation(
-        target.model, decision.state.value, changed, details["explanation"], detection
+        judgement.target.model,
+        judgement.decision.state.value,
+        changed,
+        judgement.decision.explain(),
+        detection,
     )
 
 
-def _decide(
-    target: WatchTarget, samples: WatchSamples | None, now: datetime
-) -> tuple[Decision, str]:
-    if samples is None:
-        # No earlier version to compare with: say so rather than guess.
-        return Decision(DetectionState.INCONCLUSIVE, now.timestamp()), "none"
-    decision = detect(
-        baseline=samples.baseline,
-        candidate=samples.candidate,
-        rules=target.watch.rules(),
-        now=samples.now,
-        min_sustain_seconds=target.watch.sustain.total_seconds(),
-    )
-    return decision, samples.baseline_mode
+def _open_incidents(session: Session, models: Sequence[str]) -> dict[str, int]:
+    """The unresolved incident of each model that has one, in one query."""
+    if not models:
+        return {}
+    found = session.exec(
+        select(Incident)
+        .where(col(Incident.model).in_(models))
+        .where(Incident.status != IncidentStatus.RESOLVED)
+        .order_by(col(Incident.id))
+    ).all()
+    return {
+        incident.model: incident.id
+        for incident in found
+        if incident.id is not None and incident.model is not None
+    }
 
 
-def _remembered(row: WatchStateRow, target: WatchTarget) -> WatchState:
-    """The stored state; a new deploy starts counting afresh but keeps the cooldown."""
-    state = WatchState.from_dict(row.state or {})
-    deployed_at = target.deployed_at.timestamp()
-    if row.state.get("candidate_version") != target.candidate_version:
-        state = WatchState(
-            last_proposal_at=state.last_proposal_at, last_rollback_at=state.last_rollback_at
-        )
-    if target.is_rollback and (state.last_rollback_at or 0) < deployed_at:
-        state = state.rolled_back(now=deployed_at)
-    return state
-
-
-def _changed(row: WatchStateRow, details: dict[str, object]) -> bool:
-    last = row.last_decision or {}
+def _changed(row: WatchStateRow | None, details: dict[str, Any]) -> bool:
+    last = row.last_decision if row is not None else {}
     return (
         last.get("state") != details["state"]
         or last.get("candidate_version") != details["candidate_version"]

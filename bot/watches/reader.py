@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.config.watch import MetricKind, denominator_column, numerator_column
 from bot.detection.rules import StepSeries
-from bot.watches.queries import ColumnRequest, ColumnSamples, group_requests, run_grouped
+from bot.watches.queries import (
+    MAX_NAMES_IN_SELECTOR,
+    ColumnRequest,
+    ColumnSamples,
+    group_requests,
+    run_grouped,
+)
 from bot.watches.targets import WatchTarget
 from integrations.metrics.base import MetricsSource
 
 # A canary baseline counts as live when the safe version has data in at least this share
 # of the candidate's steps.
 _LIVE_BASELINE_SHARE = 0.5
+# Models per grouped query: bounds one answer's memory, and stays within the count the query
+# grouping still selects by name (beyond it, a query would select every model).
+MODELS_PER_QUERY = MAX_NAMES_IN_SELECTOR
 
 
 @dataclass(frozen=True)
@@ -65,28 +74,54 @@ def column_requests(target: WatchTarget) -> list[ColumnRequest]:
     return requests
 
 
+def step_end(target: WatchTarget, now: datetime) -> float:
+    """The end of the newest step complete at ``now``: what an evaluation then can judge."""
+    step = target.watch.step.total_seconds()
+    return math.floor(now.timestamp() / step) * step
+
+
 def read_samples(
     source: MetricsSource, targets: Sequence[WatchTarget], *, now: datetime
 ) -> dict[str, WatchSamples]:
-    """Samples for every target with a baseline version, in one query per template and step."""
+    """Samples for every target with a baseline version, in one query per template and chunk."""
+    result: dict[str, WatchSamples] = {}
+    for chunk in read_chunks(source, targets, now=now):
+        result.update(chunk)
+    return result
+
+
+def read_chunks(
+    source: MetricsSource,
+    targets: Sequence[WatchTarget],
+    *,
+    now: datetime,
+    models_per_query: int = MODELS_PER_QUERY,
+) -> Iterator[dict[str, WatchSamples]]:
+    """Samples chunk by chunk of models, so one answer never holds the whole fleet."""
     by_step: dict[float, list[WatchTarget]] = defaultdict(list)
     for target in targets:
         if target.baseline_version is not None:
             by_step[target.watch.step.total_seconds()].append(target)
-    result: dict[str, WatchSamples] = {}
     for step, group in by_step.items():
-        end = math.floor(now.timestamp() / step) * step
-        first = min(_baseline_start(target, step) for target in group)
-        requests = [request for target in group for request in column_requests(target)]
-        samples = run_grouped(
-            source,
-            group_requests(requests),
-            start=datetime.fromtimestamp(first + step, UTC),
-            end=datetime.fromtimestamp(end, UTC),
-        )
-        for target in group:
-            result[target.model] = samples_for(target, samples, end=end)
-    return result
+        # Neighbouring deploys share a chunk, so its range reaches back no further than needed.
+        group.sort(key=lambda target: target.deployed_at)
+        for first in range(0, len(group), models_per_query):
+            yield _read_chunk(source, group[first : first + models_per_query], step, now)
+
+
+def _read_chunk(
+    source: MetricsSource, chunk: Sequence[WatchTarget], step: float, now: datetime
+) -> dict[str, WatchSamples]:
+    end = math.floor(now.timestamp() / step) * step
+    first = min(_baseline_start(target, step) for target in chunk)
+    requests = [request for target in chunk for request in column_requests(target)]
+    samples = run_grouped(
+        source,
+        group_requests(requests),
+        start=datetime.fromtimestamp(first + step, UTC),
+        end=datetime.fromtimestamp(end, UTC),
+    )
+    return {target.model: samples_for(target, samples, end=end) for target in chunk}
 
 
 def samples_for(target: WatchTarget, samples: ColumnSamples, *, end: float) -> WatchSamples:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.store import migrate
 from tests.support.processes import rollbot_env, run_rollbot
 
 
@@ -47,4 +48,4 @@ def test_a_configuration_error_stops_the_process_before_it_starts(tmp_path: Path
 def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     result = run_rollbot(["db", "upgrade"], _env(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database at 0001"
+    assert result.stdout.strip() == f"database at {migrate.head_revision()}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.store import migrate
 from tests.support.postgres import free_port
 from tests.support.processes import ROLLBOT, rollbot_env, run_rollbot, wait_for_http
 
@@ -68,7 +69,8 @@ def test_readiness_fails_with_the_reason_until_migrated(
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "reason": "database at migration none, expected 0001: run `rollbot db upgrade`",
+        "reason": f"database at migration none, expected {migrate.head_revision()}: "
+        "run `rollbot db upgrade`",
     }
 
 

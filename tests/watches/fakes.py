@@ -131,6 +131,11 @@ class RecordingNotifier:
             )
         )
 
+    def documents_posted(
+        self, *, incident_id: int, summary: str, files: list[tuple[str, bytes]]
+    ) -> None:
+        self.posts.append(("documents_posted", {"incident_id": incident_id, "summary": summary}))
+
     def kinds(self) -> list[str]:
         """The notification kinds in order."""
         return [kind for kind, _ in self.posts]

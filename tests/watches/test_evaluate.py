@@ -197,7 +197,7 @@ def test_a_watch_is_not_evaluated_again_before_its_interval(
     deployed: Engine, config: RollbotConfig
 ) -> None:
     run(deployed, config, prometheus(0.01))
-    assert run(deployed, config, prometheus(0.01), now=NOW + timedelta(seconds=20)) == []
+    assert run(deployed, config, prometheus(0.01), now=NOW + timedelta(seconds=10)) == []
 
 
 def test_after_a_rollback_the_restored_version_is_not_judged_against_the_bad_one(
@@ -217,3 +217,55 @@ def test_after_a_rollback_the_restored_version_is_not_judged_against_the_bad_one
     # Version 1 had no earlier safe version besides itself: nothing to compare, no proposal.
     assert evaluation.state == "inconclusive"
     assert len(rows(deployed, ApprovalRequest)) == 1
+
+
+def test_without_a_new_complete_step_a_watch_is_not_judged_again(
+    deployed: Engine, config: RollbotConfig
+) -> None:
+    slow = parse_config(
+        CONFIG.replace("metrics: [error_rate]", "{metrics: [error_rate], step: 1m}")
+    )
+    run(deployed, slow, prometheus(0.01))
+    source = prometheus(0.01)
+
+    assert run(deployed, slow, source, now=NOW + timedelta(seconds=30)) == []
+    assert source.queries == []
+    assert len(run(deployed, slow, source, now=NOW + timedelta(seconds=60))) == 1
+
+
+def test_many_models_are_stored_in_chunks_with_every_verdict(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.watches.evaluate.WRITE_CHUNK", 2)
+    names = [f"m{i}" for i in range(5)]
+    models = "".join(f"  {n}: {{registry: mlflow, deployer: kserve, watch: {{}}}}\n" for n in names)
+    config = parse_config(CONFIG.split("models:")[0] + "models:\n" + models)
+    deploy = DEPLOY.timestamp()
+    servings = []
+    with session_scope(engine) as session:
+        for i, name in enumerate(names):
+            session.add(
+                DeploymentRecord(
+                    model=name, version="1", started_at=DEPLOY - timedelta(days=2), ended_at=DEPLOY
+                )
+            )
+            session.add(DeploymentRecord(model=name, version="2", started_at=DEPLOY))
+            bad = 0.08 if i == 3 else 0.01
+            servings += [
+                Serving(name, "1", deploy - 7200, deploy, rps=20),
+                Serving(name, "2", deploy, NOW.timestamp(), rps=20, error_rate=bad),
+            ]
+
+    evaluations = run(engine, config, FakePrometheus(servings))
+
+    assert {e.model: e.state for e in evaluations} == {
+        "m0": "healthy",
+        "m1": "healthy",
+        "m2": "healthy",
+        "m3": "degraded",
+        "m4": "healthy",
+    }
+    assert {row.model for row in rows(engine, WatchState)} == set(names)
+    assert len(decisions(engine)) == 5
+    [request] = rows(engine, ApprovalRequest)
+    assert request.model == "m3"

@@ -29,12 +29,17 @@ pytestmark = pytest.mark.prometheus
 
 NOW = time.time()
 DEPLOY = NOW - 40 * 60
+# The history is scraped every 15 s, and increase() needs two scrapes inside a step, so these
+# watches widen the default 15 s step.
 CONFIG = """
 registries: {mlflow: {kind: local}}
 deployers: {kserve: {kind: local}}
 models:
-  steady: {registry: mlflow, deployer: kserve, watch: {metrics: [error_rate, latency_p99_seconds]}}
-  broken: {registry: mlflow, deployer: kserve, watch: {metrics: [error_rate, latency_p99_seconds]}}
+  steady: &watched
+    registry: mlflow
+    deployer: kserve
+    watch: {metrics: [error_rate, latency_p99_seconds], step: 1m}
+  broken: *watched
 """
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.config.watch import WatchConfig
 from bot.watches.queries import group_requests
-from bot.watches.reader import column_requests, read_samples
+from bot.watches.reader import MODELS_PER_QUERY, column_requests, read_samples
 from bot.watches.targets import WatchTarget
 from tests.watches.fakes import FakePrometheus, Serving
 
@@ -19,7 +19,8 @@ DEPLOY = NOW - timedelta(minutes=30)
 def target(model: str, watch: WatchConfig | None = None) -> WatchTarget:
     return WatchTarget(
         model=model,
-        watch=watch or WatchConfig(),
+        # One-minute steps keep the arithmetic below readable.
+        watch=watch or WatchConfig(step=timedelta(minutes=1)),
         candidate_version="2",
         deployed_at=DEPLOY,
         baseline_version="1",
@@ -34,7 +35,7 @@ def servings(model: str, **candidate: float) -> list[Serving]:
     ]
 
 
-@pytest.mark.parametrize("models", [1, 10, 500])
+@pytest.mark.parametrize("models", [1, 10, MODELS_PER_QUERY])
 def test_query_count_does_not_grow_with_models(models: int) -> None:
     watch = WatchConfig.model_validate({"metrics": ["error_rate", "latency_p99_seconds"]})
     targets = [target(f"m{i}", watch) for i in range(models)]
@@ -47,6 +48,18 @@ def test_query_count_does_not_grow_with_models(models: int) -> None:
     assert all(
         q.startswith(("sum by (model, version)", "max by (model, version)")) for q in source.queries
     )
+
+
+def test_a_large_fleet_is_read_in_chunks_each_selected_by_name() -> None:
+    models = 2 * MODELS_PER_QUERY + 1
+    targets = [target(f"m{i}") for i in range(models)]
+    source = FakePrometheus([s for i in range(models) for s in servings(f"m{i}")])
+
+    samples = read_samples(source, targets, now=NOW)
+
+    assert len(source.queries) == 2 * 3  # errors and requests, per chunk of models
+    assert all('model=~"' in query for query in source.queries)
+    assert set(samples) == {f"m{i}" for i in range(models)}
 
 
 def test_few_models_are_selected_by_name_and_many_by_label() -> None:

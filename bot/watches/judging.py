@@ -1,0 +1,118 @@
+"""The pure part of a watch evaluation: samples and remembered state in, a verdict out.
+
+The live worker and the replay-equivalence tests call the same :func:`judge`. Because it
+touches neither the database nor the network, a large cycle runs it in worker processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from bot.detection.detector import detect
+from bot.detection.evidence import Decision, DetectionState
+from bot.detection.watch_state import WatchPolicy, WatchState, WatchStep
+from bot.watches.reader import WatchSamples
+from bot.watches.targets import WatchTarget
+
+# Below this many models in a chunk, shipping it to a worker process costs more than it saves.
+PARALLEL_MIN_MODELS = 50
+# On 2 cores worker processes made a 10,000-model cycle slower (40 s vs 37 s, measured in
+# bench/watch_eval.py: the reading, Prometheus and the database need the cores too).
+PARALLEL_MIN_CORES = 4
+# Chunks judged at once in workers; bounds how many read samples wait in memory.
+_IN_FLIGHT_PER_WORKER = 2
+
+Work = tuple[WatchTarget, WatchSamples | None, WatchState]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The detector's verdict on one model and what the watch makes of it."""
+
+    target: WatchTarget
+    decision: Decision
+    baseline_mode: str
+    step: WatchStep
+    # The end of the newest complete step judged (unix seconds).
+    through: float
+
+
+def judge(
+    target: WatchTarget, samples: WatchSamples | None, state: WatchState, *, now: float
+) -> Judgement:
+    """Judge one model at ``now`` and take the verdict into its watch state."""
+    if samples is None:
+        # No earlier version to compare with: say so rather than guess.
+        decision = Decision(DetectionState.INCONCLUSIVE, now)
+        mode, through = "none", now
+    else:
+        decision = detect(
+            baseline=samples.baseline,
+            candidate=samples.candidate,
+            rules=target.watch.rules(),
+            now=samples.now,
+            min_sustain_seconds=target.watch.sustain.total_seconds(),
+        )
+        mode, through = samples.baseline_mode, samples.now
+    policy = WatchPolicy(
+        confirmations=target.watch.confirmations,
+        cooldown_seconds=target.watch.cooldown.total_seconds(),
+    )
+    step = state.observe(decision.state, now=decision.evaluated_at, policy=policy)
+    return Judgement(target, decision, mode, step, through)
+
+
+def remembered(stored: dict[str, Any], target: WatchTarget) -> WatchState:
+    """The stored state; a new deploy starts counting afresh but keeps the cooldown."""
+    state = WatchState.from_dict(stored)
+    deployed_at = target.deployed_at.timestamp()
+    if stored.get("candidate_version") != target.candidate_version:
+        state = WatchState(
+            last_proposal_at=state.last_proposal_at, last_rollback_at=state.last_rollback_at
+        )
+    if target.is_rollback and (state.last_rollback_at or 0) < deployed_at:
+        state = state.rolled_back(now=deployed_at)
+    return state
+
+
+def judge_all(work: Sequence[Work], now: float) -> list[Judgement]:
+    """Judge a chunk in this process (also the body a worker process runs)."""
+    return [judge(target, samples, state, now=now) for target, samples, state in work]
+
+
+def judge_chunks(chunks: Iterable[Sequence[Work]], *, now: float) -> Iterator[Judgement]:
+    """Judge chunk after chunk; large ones in worker processes while the next is read."""
+    in_flight: deque[Future[list[Judgement]]] = deque()
+    limit = _IN_FLIGHT_PER_WORKER * (os.cpu_count() or 1)
+    for chunk in chunks:
+        pool = _pool() if len(chunk) >= PARALLEL_MIN_MODELS else None
+        if pool is None:
+            yield from judge_all(chunk, now)
+            continue
+        in_flight.append(pool.submit(judge_all, chunk, now))
+        while len(in_flight) >= limit:
+            yield from in_flight.popleft().result()
+    while in_flight:
+        yield from in_flight.popleft().result()
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def _pool() -> ProcessPoolExecutor | None:
+    """One pool per process, started on first need; none on small machines."""
+    global _POOL
+    if (os.cpu_count() or 1) < PARALLEL_MIN_CORES:
+        return None
+    if _POOL is None:
+        # Spawned, not forked: the worker process holds database connections and threads.
+        _POOL = ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
+        atexit.register(_POOL.shutdown, cancel_futures=True)
+    return _POOL
