@@ -5,7 +5,10 @@ Metrics are read chunk by chunk of models with no transaction open; the detector
 so a large cycle judges chunks in worker processes while the next chunk is read. Verdicts
 are stored in one transaction per chunk of models, and a model that proposes a rollback
 gets its own, so one model's trouble never blocks the others'. People are told only after
-the commit (a notifier reads the committed state).
+the commit (a notifier reads the committed state), with a chart of the evidence.
+
+A chunk of models whose metrics cannot be read is reported as such and left as it was, so
+it is tried again at the next tick; only when no chunk can be read is the cycle skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.config.models import RollbotConfig
+from bot.detection.evidence import DetectionState
 from bot.notify import Notifier
 from bot.store.db import session_scope
 from bot.store.models import Incident, IncidentStatus
@@ -34,7 +38,8 @@ from bot.watches.flows import (
     record_decision,
 )
 from bot.watches.judging import Judgement, Work, judge_chunks, remembered
-from bot.watches.reader import read_chunks, step_end
+from bot.watches.ranges import step_end
+from bot.watches.reader import read_chunks
 from bot.watches.targets import WatchTarget, watch_targets
 from integrations.errors import IntegrationError
 from integrations.metrics.base import MetricsSource
@@ -69,7 +74,7 @@ def evaluate_watches(
     notifier: Notifier,
     now: datetime | None = None,
 ) -> list[Evaluation]:
-    """Evaluate every due watch once; IntegrationError from the metrics source propagates."""
+    """Evaluate every due watch once; IntegrationError propagates when no metrics were read."""
     now = now or utcnow()
     with session_scope(engine) as session:
         targets = watch_targets(session, config=config)
@@ -77,12 +82,15 @@ def evaluate_watches(
     due = [target for target in targets if _due(rows.get(target.model), target, now)]
     if not due:
         return []
-    judgements = _judge(source, due, rows, now)
+    judgements, unavailable = _judge(source, due, rows, now)
     evaluations = _store(engine, judgements, rows, proposer, now)
-    for evaluation in evaluations:
+    for evaluation, judgement in zip(evaluations, judgements, strict=True):
         if evaluation.detection is not None:
-            _notify(notifier, evaluation)
-    return evaluations
+            _notify(notifier, evaluation, judgement)
+    return evaluations + [
+        Evaluation(model, DetectionState.INCONCLUSIVE.value, False, f"metrics unavailable: {exc}")
+        for model, exc in unavailable.items()
+    ]
 
 
 def _due(row: WatchStateRow | None, target: WatchTarget, now: datetime) -> bool:
@@ -106,19 +114,31 @@ def _judge(
     due: Sequence[WatchTarget],
     rows: dict[str, WatchStateRow],
     now: datetime,
-) -> list[Judgement]:
-    """Every due model's verdict; models without a baseline version are judged inconclusive."""
+) -> tuple[list[Judgement], dict[str, IntegrationError]]:
+    """Every readable due model's verdict, and the models whose metrics could not be read.
+
+    Models without a baseline version are judged inconclusive.
+    """
     states = {t.model: remembered(_stored_state(rows.get(t.model)), t) for t in due}
+    unavailable: dict[str, IntegrationError] = {}
 
     def work() -> Iterable[list[Work]]:
         read: set[str] = set()
-        for chunk in read_chunks(source, due, now=now):
-            read.update(chunk)
-            yield [(t, chunk[t.model], states[t.model]) for t in due if t.model in chunk]
-        yield [(t, None, states[t.model]) for t in due if t.model not in read]
+        for reading in read_chunks(source, due, now=now):
+            if reading.error is not None:
+                unavailable.update((t.model, reading.error) for t in reading.targets)
+                continue
+            read.update(reading.samples)
+            yield [(t, reading.samples[t.model], states[t.model]) for t in reading.targets]
+        if unavailable and not read:
+            # Nothing could be read: an outage, so the cycle is skipped and retried whole.
+            raise next(iter(unavailable.values()))
+        judged = read | set(unavailable)
+        yield [(t, None, states[t.model]) for t in due if t.model not in judged]
 
     by_model = {j.target.model: j for j in judge_chunks(work(), now=now.timestamp())}
-    return [by_model[target.model] for target in due]
+    judged = [by_model[t.model] for t in due if t.model in by_model]
+    return judged, unavailable
 
 
 def _stored_state(row: WatchStateRow | None) -> dict[str, Any]:
@@ -261,7 +281,7 @@ def _changed(row: WatchStateRow | None, details: dict[str, Any]) -> bool:
     )
 
 
-def _notify(notifier: Notifier, evaluation: Evaluation) -> None:
+def _notify(notifier: Notifier, evaluation: Evaluation, judgement: Judgement) -> None:
     """Best effort: the database and the timeline are the record, Slack is the news."""
     detection = evaluation.detection
     assert detection is not None
@@ -271,11 +291,29 @@ def _notify(notifier: Notifier, evaluation: Evaluation) -> None:
     try:
         if detection.opened:
             notifier.incident_opened(incident_id=detection.incident_id)
-        notifier.evidence_posted(incident_id=detection.incident_id, summary=summary)
+        notifier.evidence_posted(
+            incident_id=detection.incident_id,
+            summary=summary,
+            chart_png=_evidence_chart(judgement),
+            filename=f"{evaluation.model}-evidence.png",
+        )
         if detection.request_id is not None:
             notifier.proposal_created(request_id=detection.request_id)
     except Exception:
         log.exception("notifying about %s failed", evaluation.model)
+
+
+def _evidence_chart(judgement: Judgement) -> bytes | None:
+    """The chart, or None: the numbers are posted even when drawing fails."""
+    if judgement.samples is None:
+        return None
+    from bot.watches.chart import render_evidence_chart
+
+    try:
+        return render_evidence_chart(judgement.target, judgement.decision, judgement.samples)
+    except Exception:
+        log.exception("drawing the evidence chart of %s failed", judgement.target.model)
+        return None
 
 
 def evaluate_once(

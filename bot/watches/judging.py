@@ -42,6 +42,8 @@ class Judgement:
     step: WatchStep
     # The end of the newest complete step judged (unix seconds).
     through: float
+    # Kept only when proposing, for the evidence chart; others would only cost memory.
+    samples: WatchSamples | None = None
 
 
 def judge(
@@ -66,7 +68,7 @@ def judge(
         cooldown_seconds=target.watch.cooldown.total_seconds(),
     )
     step = state.observe(decision.state, now=decision.evaluated_at, policy=policy)
-    return Judgement(target, decision, mode, step, through)
+    return Judgement(target, decision, mode, step, through, samples if step.propose else None)
 
 
 def remembered(stored: dict[str, Any], target: WatchTarget) -> WatchState:

@@ -3,11 +3,12 @@
 Sample timestamps are aligned to multiples of the step, so every model shares one grid and
 one query answers all of them. A range-query point at ``T`` covers ``(T - step, T]``, so it
 becomes the step starting at ``T - step``; the step straddling a deploy belongs to neither
-version and is left out.
+version and is left out. Which ranges are read is :mod:`bot.watches.ranges`' business.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,14 +24,18 @@ from bot.watches.queries import (
     group_requests,
     run_grouped,
 )
+from bot.watches.ranges import ChunkPlan, ReadWindows, plan_chunks
 from bot.watches.targets import WatchTarget
+from integrations.errors import IntegrationError
 from integrations.metrics.base import MetricsSource
+
+log = logging.getLogger(__name__)
 
 # A canary baseline counts as live when the safe version has data in at least this share
 # of the candidate's steps.
 _LIVE_BASELINE_SHARE = 0.5
-# Models per grouped query: bounds one answer's memory, and stays within the count the query
-# grouping still selects by name (beyond it, a query would select every model).
+# Models per grouped query: as many as the query grouping still selects by name (beyond it, a
+# query would select every model); ranges.POINTS_PER_CHUNK bounds one answer's memory.
 MODELS_PER_QUERY = MAX_NAMES_IN_SELECTOR
 
 
@@ -42,6 +47,15 @@ class WatchSamples:
     candidate: StepSeries
     now: float
     baseline_mode: str
+
+
+@dataclass(frozen=True)
+class ChunkReading:
+    """One chunk's samples by model, or the error that left all of them unread."""
+
+    targets: tuple[WatchTarget, ...]
+    samples: dict[str, WatchSamples]
+    error: IntegrationError | None = None
 
 
 def column_requests(target: WatchTarget) -> list[ColumnRequest]:
@@ -74,19 +88,15 @@ def column_requests(target: WatchTarget) -> list[ColumnRequest]:
     return requests
 
 
-def step_end(target: WatchTarget, now: datetime) -> float:
-    """The end of the newest step complete at ``now``: what an evaluation then can judge."""
-    step = target.watch.step.total_seconds()
-    return math.floor(now.timestamp() / step) * step
-
-
 def read_samples(
     source: MetricsSource, targets: Sequence[WatchTarget], *, now: datetime
 ) -> dict[str, WatchSamples]:
-    """Samples for every target with a baseline version, in one query per template and chunk."""
+    """Samples for every target with a baseline version; the first unreadable chunk raises."""
     result: dict[str, WatchSamples] = {}
-    for chunk in read_chunks(source, targets, now=now):
-        result.update(chunk)
+    for reading in read_chunks(source, targets, now=now):
+        if reading.error is not None:
+            raise reading.error
+        result.update(reading.samples)
     return result
 
 
@@ -96,46 +106,53 @@ def read_chunks(
     *,
     now: datetime,
     models_per_query: int = MODELS_PER_QUERY,
-) -> Iterator[dict[str, WatchSamples]]:
-    """Samples chunk by chunk of models, so one answer never holds the whole fleet."""
-    by_step: dict[float, list[WatchTarget]] = defaultdict(list)
-    for target in targets:
-        if target.baseline_version is not None:
-            by_step[target.watch.step.total_seconds()].append(target)
-    for step, group in by_step.items():
-        # Neighbouring deploys share a chunk, so its range reaches back no further than needed.
-        group.sort(key=lambda target: target.deployed_at)
-        for first in range(0, len(group), models_per_query):
-            yield _read_chunk(source, group[first : first + models_per_query], step, now)
+) -> Iterator[ChunkReading]:
+    """Samples chunk by chunk of models, so one answer never holds the whole fleet.
+
+    A chunk whose queries fail is yielded with the error, and the next chunks are still read.
+    """
+    for plan in plan_chunks(targets, now=now, models_per_query=models_per_query):
+        try:
+            samples = _read_chunk(source, plan)
+        except IntegrationError as exc:
+            names = [target.model for target in plan.targets]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            log.warning("metrics of %s unavailable this cycle: %s", shown, exc)
+            yield ChunkReading(plan.targets, {}, exc)
+            continue
+        yield ChunkReading(plan.targets, samples)
 
 
-def _read_chunk(
-    source: MetricsSource, chunk: Sequence[WatchTarget], step: float, now: datetime
-) -> dict[str, WatchSamples]:
-    end = math.floor(now.timestamp() / step) * step
-    first = min(_baseline_start(target, step) for target in chunk)
-    requests = [request for target in chunk for request in column_requests(target)]
-    samples = run_grouped(
-        source,
-        group_requests(requests),
-        start=datetime.fromtimestamp(first + step, UTC),
-        end=datetime.fromtimestamp(end, UTC),
-    )
-    return {target.model: samples_for(target, samples, end=end) for target in chunk}
+def _read_chunk(source: MetricsSource, plan: ChunkPlan) -> dict[str, WatchSamples]:
+    requests = [request for target in plan.targets for request in column_requests(target)]
+    queries = group_requests(requests)
+    samples: ColumnSamples = defaultdict(dict)
+    for steps in plan.ranges:
+        answer = run_grouped(
+            source,
+            queries,
+            start=datetime.fromtimestamp(steps.start + plan.step, UTC),
+            end=datetime.fromtimestamp(steps.end, UTC),
+        )
+        # Ranges may overlap; a point read twice has the same value either time.
+        for key, points in answer.items():
+            samples[key].update(points)
+    return {
+        target.model: samples_for(target, samples, windows)
+        for target, windows in zip(plan.targets, plan.windows, strict=True)
+    }
 
 
-def samples_for(target: WatchTarget, samples: ColumnSamples, *, end: float) -> WatchSamples:
+def samples_for(target: WatchTarget, samples: ColumnSamples, windows: ReadWindows) -> WatchSamples:
     """One target's baseline and candidate series out of a split answer."""
-    step = target.watch.step.total_seconds()
-    deploy = target.deployed_at.timestamp()
+    step, end = windows.step, windows.end
     columns = [request.column for request in column_requests(target)]
-    candidate_start = math.ceil(deploy / step) * step
-    candidate_grid = _grid(candidate_start, end, step)
+    candidate_grid = _grid(windows.candidate_start, end, step)
     candidate = _series(target, samples, target.candidate_version, columns, candidate_grid, step)
     baseline_version = target.baseline_version or ""
     live = _series(target, samples, baseline_version, columns, candidate_grid, step)
     if not candidate_grid:
-        candidate = StepSeries(candidate_start, step, candidate.columns)
+        candidate = StepSeries(windows.candidate_start, step, candidate.columns)
     if _use_live(target, live, columns[-1]):
         # The detector reads a baseline as the samples before the candidate's start, so the
         # live samples are placed there; it only uses their rates and spread, not their times.
@@ -143,15 +160,13 @@ def samples_for(target: WatchTarget, samples: ColumnSamples, *, end: float) -> W
             candidate.start - len(candidate_grid) * step, step, dict(live.columns)
         )
         return WatchSamples(baseline, candidate, end, "live")
-    before_start = _baseline_start(target, step)
-    before_grid = _grid(before_start, math.floor(deploy / step) * step, step)
+    # Before a lookback gap the detector still takes every baseline sample: it counts the
+    # samples complete by the candidate's start, and these all are.
+    before_grid = _grid(windows.baseline_start, windows.baseline_end, step)
     baseline = _series(target, samples, baseline_version, columns, before_grid, step)
+    if not before_grid:
+        baseline = StepSeries(windows.baseline_start, step, baseline.columns)
     return WatchSamples(baseline, candidate, end, "before_deploy")
-
-
-def _baseline_start(target: WatchTarget, step: float) -> float:
-    since = target.deployed_at.timestamp() - target.watch.baseline_window.total_seconds()
-    return math.ceil(since / step) * step
 
 
 def _grid(first_step_start: float, end: float, step: float) -> list[float]:

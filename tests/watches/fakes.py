@@ -13,7 +13,8 @@ from bot.config.models import RollbotConfig
 from bot.proposals import propose_rollback
 from bot.runs.contracts import Plan, PlanStep
 from bot.safe_versions import NoSafeVersion
-from integrations.errors import IntegrationUnavailable
+from bot.watches.ranges import MAX_POINTS_PER_SERIES
+from integrations.errors import IntegrationTimeout, IntegrationUnavailable, InvalidRequest
 from integrations.metrics.base import Series
 
 
@@ -40,6 +41,10 @@ class FakePrometheus:
     down: bool = False
     # Metric names with no series at all (a counter never incremented).
     absent: tuple[str, ...] = ()
+    # Queries selecting any of these models time out.
+    failing_models: frozenset[str] = frozenset()
+    # (start, end) of every range asked for, in unix seconds.
+    ranges: list[tuple[float, float]] = field(default_factory=list)
 
     def query(self, promql: str, *, at: datetime | None = None) -> list[Series]:
         """Unused by watches."""
@@ -53,10 +58,23 @@ class FakePrometheus:
             raise IntegrationUnavailable(
                 "connection refused", integration="prometheus", operation="query", target="x"
             )
+        if (end - start).total_seconds() / step_seconds > MAX_POINTS_PER_SERIES:
+            # Prometheus's own words for a range with too many points per series.
+            raise InvalidRequest(
+                "exceeded maximum resolution of 11,000 points per timeseries",
+                integration="prometheus",
+                operation="query_range",
+                target="x",
+            )
+        wanted = _selected_models(promql)
+        if wanted is not None and wanted & self.failing_models:
+            raise IntegrationTimeout(
+                "timed out", integration="prometheus", operation="query_range", target="x"
+            )
         self.queries.append(promql)
+        self.ranges.append((start.timestamp(), end.timestamp()))
         if any(name in promql for name in self.absent):
             return []
-        wanted = _selected_models(promql)
         answer = []
         for serving in self.servings:
             if wanted is not None and serving.model not in wanted:

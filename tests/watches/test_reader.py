@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.config.watch import WatchConfig
-from bot.watches.queries import group_requests
-from bot.watches.reader import MODELS_PER_QUERY, column_requests, read_samples
+from bot.watches.queries import MAX_NAMES_IN_SELECTOR, group_requests
+from bot.watches.reader import MODELS_PER_QUERY, column_requests, read_chunks, read_samples
 from bot.watches.targets import WatchTarget
+from integrations.errors import IntegrationTimeout
 from tests.watches.fakes import FakePrometheus, Serving
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -39,7 +41,9 @@ def servings(model: str, **candidate: float) -> list[Serving]:
 def test_query_count_does_not_grow_with_models(models: int) -> None:
     watch = WatchConfig.model_validate({"metrics": ["error_rate", "latency_p99_seconds"]})
     targets = [target(f"m{i}", watch) for i in range(models)]
-    source = FakePrometheus([s for i in range(models) for s in servings(f"m{i}")])
+    # Little traffic keeps the fake's per-request sampling quick for a full chunk.
+    quiet = [replace(s, rps=0.5) for i in range(models) for s in servings(f"m{i}")]
+    source = FakePrometheus(quiet)
 
     samples = read_samples(source, targets, now=NOW)
 
@@ -51,20 +55,27 @@ def test_query_count_does_not_grow_with_models(models: int) -> None:
 
 
 def test_a_large_fleet_is_read_in_chunks_each_selected_by_name() -> None:
-    models = 2 * MODELS_PER_QUERY + 1
+    models = 2 * 10 + 1
     targets = [target(f"m{i}") for i in range(models)]
     source = FakePrometheus([s for i in range(models) for s in servings(f"m{i}")])
 
-    samples = read_samples(source, targets, now=NOW)
+    readings = list(read_chunks(source, targets, now=NOW, models_per_query=10))
 
+    assert [len(r.targets) for r in readings] == [10, 10, 1]
     assert len(source.queries) == 2 * 3  # errors and requests, per chunk of models
     assert all('model=~"' in query for query in source.queries)
-    assert set(samples) == {f"m{i}" for i in range(models)}
+    assert {m for r in readings for m in r.samples} == {f"m{i}" for i in range(models)}
+
+
+def test_chunks_hold_as_many_models_as_a_selector_names() -> None:
+    assert MODELS_PER_QUERY == MAX_NAMES_IN_SELECTOR == 1_000
 
 
 def test_few_models_are_selected_by_name_and_many_by_label() -> None:
     few = group_requests(r for m in ("fraud.v2", "churn") for r in column_requests(target(m)))
-    many = group_requests(r for i in range(150) for r in column_requests(target(f"m{i}")))
+    many = group_requests(
+        r for i in range(MAX_NAMES_IN_SELECTOR + 1) for r in column_requests(target(f"m{i}"))
+    )
 
     assert 'model=~"churn|fraud\\\\.v2"' in few[0].promql()
     assert 'increase(model_errors_total{model=~"churn|fraud\\\\.v2"}[1m])' in few[0].promql()
@@ -138,3 +149,101 @@ def test_models_without_a_baseline_version_are_not_queried() -> None:
 
     assert read_samples(source, [lonely], now=NOW) == {}
     assert source.queries == []
+
+
+def old_target(model: str, age: timedelta, **watch: object) -> WatchTarget:
+    return WatchTarget(
+        model=model,
+        watch=WatchConfig.model_validate({"step": "1m", **watch}),
+        candidate_version="2",
+        deployed_at=NOW - age,
+        baseline_version="1",
+    )
+
+
+def old_servings(model: str, age: timedelta) -> list[Serving]:
+    deploy = (NOW - age).timestamp()
+    return [
+        Serving(model, "1", deploy - 7200, deploy),
+        Serving(model, "2", deploy, NOW.timestamp() + 3600),
+    ]
+
+
+def test_an_old_deploy_reads_its_lookback_and_its_baseline_as_separate_ranges() -> None:
+    age = timedelta(days=30)
+    source = FakePrometheus(old_servings("fraud", age))  # refuses > 11,000 points, as Prometheus
+
+    samples = read_samples(source, [old_target("fraud", age)], now=NOW)["fraud"]
+
+    assert samples.candidate.start == (NOW - timedelta(hours=6)).timestamp()
+    assert len(samples.candidate) == 360  # the default 6h lookback, not 30 days
+    assert samples.baseline.start + len(samples.baseline) * 60 == (NOW - age).timestamp()
+    assert len(samples.baseline) == 60 and samples.baseline_mode == "before_deploy"
+    assert None not in samples.baseline.column("error_rate:denominator")
+    assert len(source.queries) == 4  # a baseline and a candidate range per template
+    assert sorted(set(source.ranges)) == [
+        ((NOW - age).timestamp() - 3600 + 60, (NOW - age).timestamp()),
+        ((NOW - timedelta(hours=6)).timestamp() + 60, NOW.timestamp()),
+    ]
+
+
+def test_a_lookback_reaching_past_the_deploy_reads_one_range() -> None:
+    age = timedelta(hours=2)
+    source = FakePrometheus(old_servings("fraud", age))
+
+    samples = read_samples(source, [old_target("fraud", age)], now=NOW)["fraud"]
+
+    assert samples.candidate.start == (NOW - age).timestamp() and len(samples.candidate) == 120
+    assert len(source.queries) == 2
+    assert set(source.ranges) == {((NOW - age).timestamp() - 3600 + 60, NOW.timestamp())}
+
+
+def test_a_step_too_fine_for_the_lookback_is_capped_to_what_prometheus_serves() -> None:
+    age = timedelta(days=30)
+    watch = {"step": "1s", "lookback": "12h", "baseline_window": "4h"}
+    source = FakePrometheus(old_servings("fraud", age), absent=("model_errors_total",))
+
+    samples = read_samples(source, [old_target("fraud", age, **watch)], now=NOW)["fraud"]
+
+    assert len(samples.candidate) == len(samples.baseline) == 11_000
+
+
+def test_deploys_days_apart_are_read_in_separate_chunks_within_the_limit() -> None:
+    ages = {"old": timedelta(days=30), "older": timedelta(days=31), "new": timedelta(hours=1)}
+    targets = [old_target(model, age) for model, age in ages.items()]
+    source = FakePrometheus([s for model, age in ages.items() for s in old_servings(model, age)])
+
+    readings = list(read_chunks(source, targets, now=NOW))
+
+    assert sorted(sorted(t.model for t in r.targets) for r in readings) == [
+        ["new"],
+        ["old", "older"],
+    ]
+    assert all(len(r.samples[t.model].candidate) > 0 for r in readings for t in r.targets)
+
+
+def test_a_failing_chunk_is_reported_and_the_next_chunks_are_still_read() -> None:
+    ages = {"old": timedelta(days=30), "new": timedelta(hours=1)}
+    targets = [old_target(model, age) for model, age in ages.items()]
+    source = FakePrometheus(
+        [s for model, age in ages.items() for s in old_servings(model, age)],
+        failing_models=frozenset({"old"}),
+    )
+
+    readings = {r.targets[0].model: r for r in read_chunks(source, targets, now=NOW)}
+
+    assert readings["old"].samples == {} and "timed out" in str(readings["old"].error)
+    assert readings["new"].error is None and set(readings["new"].samples) == {"new"}
+    with pytest.raises(IntegrationTimeout):
+        read_samples(source, targets, now=NOW)
+
+
+def test_a_deploy_between_step_boundaries_still_reads_one_range() -> None:
+    age = timedelta(minutes=40, seconds=25)
+    source = FakePrometheus(old_servings("fraud", age))
+
+    samples = read_samples(source, [old_target("fraud", age)], now=NOW)["fraud"]
+
+    assert len(source.ranges) == 2 and len(set(source.ranges)) == 1
+    # Only whole steps on either side: the straddled one belongs to neither version.
+    assert len(samples.candidate) == 40 and len(samples.baseline) == 59
