@@ -25,6 +25,9 @@ class SlackConfig(Section):
     announce_channel: str | None = None
     responders: list[str] = Field(default_factory=list)
     pin_reaction: str = "pushpin"
+    # Where the work a Slack request leaves after its ack is done: in the web process that
+    # acked it (fastest replies), or only in the worker (acks never share a CPU with it).
+    follow_ups: Literal["web", "worker"] = "web"
 
 
 class IntegrationConfig(Section):

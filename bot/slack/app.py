@@ -1,51 +1,43 @@
-"""The bolt App: listeners that ack at once, parse, call one domain function and reply.
+"""The bolt App: listeners that parse, ack, and leave their work in the inbox.
 
-Listeners call ``ack()`` first and then do their work in bolt's listener thread
-(``process_before_response=False``): Slack gets its acknowledgement within milliseconds
-while plan rendering or channel creation carries on. Errors raised after the ack reach the
-single ``@app.error`` handler, which replies with a short ephemeral message. Approved runs
-are not executed here: the worker's runbook job picks up pending runs.
+The ack path does nothing slow: bolt checks the signature, a listener parses the payload into
+plain values and acks (answering help and usage errors in the ack itself), and the work it
+leaves (``FollowUp``) is stored with the request's replay key in one insert. A
+``FollowUpRunner`` does the work afterwards, in this process or any other sharing the
+database, and replies at the response URL. Errors in that work become short ephemeral
+messages (``bot.slack.follow_ups.reply_with_error``); errors before the ack reach the one
+``@app.error`` handler.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, Args, Respond
+from slack_bolt import Ack, App, Args, BoltRequest
 from slack_sdk import WebClient
 
-from bot.approvals.flows import click
-from bot.approvals.service import Decision
-from bot.errors import RollbotError
-from bot.slack import incident_commands, rollback_commands
-from bot.slack.capture import CapturedMessage, capture
-from bot.slack.commands import Command, Usage, parse, usage_text
+from bot.slack.commands import Usage, parse, usage_text
+from bot.slack.follow_ups import FollowUpRunner, user_message
 from bot.slack.ids import ActionId, CallbackId
-from bot.slack.replay import ReplayGuard
-from bot.slack.surface import Caller, Reply, Surface
-from integrations.errors import IntegrationError
+from bot.slack.inbox import Admission, BatchedAdmission, FollowUp, admit
+from bot.slack.surface import Surface
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Surface, Command, Caller], Reply]
-HANDLERS: dict[str, Handler] = {
-    "incident declare": incident_commands.declare,
-    "incident list": incident_commands.list_open,
-    "incident status": incident_commands.status,
-    "incident resolve": incident_commands.resolve,
-    "incident sev": incident_commands.severity,
-    "note": incident_commands.note,
-    "models": incident_commands.models,
-    "postmortem": incident_commands.postmortem,
-    "rollback": rollback_commands.rollback,
-    "runbook run": rollback_commands.rollback,
-    "runbook list": rollback_commands.list_runbooks,
-    "runbook show": rollback_commands.show,
-    "runbook abort": rollback_commands.abort,
-    "runbook status": rollback_commands.status,
-}
+FOLLOW_UP = "rollbot_follow_up"  # where a listener leaves its work in the bolt context
+
+
+class RollbotSlackApp(App):
+    """The bolt App plus the inbox its endpoint admits requests to and the follow-up runner."""
+
+    admission: BatchedAdmission
+    follow_ups: FollowUpRunner
+
+    def close(self) -> None:
+        """Stop the follow-up runner of this process."""
+        self.follow_ups.stop()
 
 
 def create_slack_app(
@@ -54,152 +46,129 @@ def create_slack_app(
     client: WebClient,
     signing_secret: str | None,
     socket_mode: bool = False,
-    workers: int = 8,
-) -> App:
-    """The bolt App with every Rollbot listener registered."""
-    app = App(
+    run_follow_ups: bool = True,
+) -> RollbotSlackApp:
+    """The bolt App with every Rollbot listener registered.
+
+    With ``run_follow_ups`` this process also does the work the listeners leave; without it,
+    another process's runner (the worker) does.
+    """
+    app = RollbotSlackApp(
         client=client,
         token=client.token,
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
-        # Listeners only ack and hand their work to `Later`, so running them before the
-        # response costs nothing and saves bolt's ack polling (10 ms steps) and a thread hop.
+        # Listeners only parse and ack, so running them before the response costs nothing
+        # and spares bolt's ack polling and a thread hop.
         process_before_response=True,
     )
-    app.middleware(ReplayGuard().as_middleware())
-    later = Later(workers)
-    _register_command(app, surface, later)
-    _register_decisions(app, surface, later)
-    _register_capture(app, surface, later)
+    app.follow_ups = FollowUpRunner(surface, client)
+    if run_follow_ups:
+        app.follow_ups.start()
+    app.admission = BatchedAdmission(surface.engine, admitted=app.follow_ups.wake)
+    leave = Leave(surface, app.follow_ups)
+    _register_command(app, surface, leave)
+    _register_decisions(app, leave)
+    _register_capture(app, surface, leave)
     app.error(_reply_with_error)
     return app
 
 
-class Later:
-    """Runs a listener's work after its ack, on a pool of its own, and reports its errors.
+def follow_up_of(request: BoltRequest) -> FollowUp | None:
+    """The work the listener left for after the ack, if any."""
+    follow_up = request.context.get(FOLLOW_UP)
+    return follow_up if isinstance(follow_up, FollowUp) else None
 
-    Acks then never queue behind slow work (plan rendering, channel creation). It also
-    sidesteps a race in bolt's thread runner, which resets an ack when the listener raises
-    soon after it, turning the ack into a 404.
+
+class Leave:
+    """How a listener leaves work: over HTTP in the bolt context, for the endpoint to admit
+    together with the replay check; over Socket Mode (an authenticated socket, nothing to
+    replay) stored at once under a fresh key.
     """
 
-    def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
+    def __init__(self, surface: Surface, runner: FollowUpRunner) -> None:
+        self._engine = surface.engine
+        self._runner = runner
 
-    def __call__(self, args: Args, work: Callable[[], None]) -> None:
-        """Submit ``work``; its failure becomes an ephemeral reply to ``args``' user."""
-
-        def run() -> None:
-            try:
-                work()
-            except Exception as error:
-                _reply_with_error(error, args.body, args.respond, args.client)
-
-        self._pool.submit(run)
+    def __call__(self, args: Args, kind: str, **payload: Any) -> None:
+        """Leave ``kind`` work with its plain-value ``payload``."""
+        follow_up = FollowUp(kind, payload)
+        if args.request.mode != "socket_mode":
+            args.context[FOLLOW_UP] = follow_up
+            return
+        admit(self._engine, [Admission(f"socket:{uuid.uuid4().hex}", follow_up)])
+        self._runner.wake()
 
 
-def _register_command(app: App, surface: Surface, later: Later) -> None:
+def _register_command(app: App, surface: Surface, leave: Leave) -> None:
     @app.command(surface.command)
-    def rollbot_command(args: Args) -> None:
+    def rollbot_command(ack: Ack, args: Args) -> None:
         command = args.command or {}
-        parsed = parse(command.get("text", ""), models=frozenset(surface.config.models))
+        text = command.get("text", "")
+        parsed = parse(text, models=frozenset(surface.config.models))
         if isinstance(parsed, Usage):
-            args.ack(response_type="ephemeral", text=parsed.message)
+            ack(response_type="ephemeral", text=parsed.message)
         elif parsed.name == "help":
-            args.ack(response_type="ephemeral", text=usage_text(surface.command))
+            ack(response_type="ephemeral", text=usage_text(surface.command))
         else:
-            args.ack()
-            caller = Caller(user=command["user_id"], channel=command.get("channel_id"))
-            later(args, lambda: _run_command(surface, parsed, caller, args.respond))
-
-
-def _run_command(surface: Surface, command: Command, caller: Caller, respond: Respond) -> None:
-    reply = HANDLERS[command.name](surface, command, caller)
-    respond(
-        text=reply.text,
-        blocks=reply.blocks,
-        response_type="in_channel" if reply.in_channel else "ephemeral",
-    )
-
-
-def _register_decisions(app: App, surface: Surface, later: Later) -> None:
-    def decide(body: dict[str, Any], respond: Respond, decision: Decision) -> None:
-        outcome = click(
-            surface.engine,
-            tools=surface.tools,
-            request_id=int(body["actions"][0]["value"]),
-            user=body["user"]["id"],
-            decision=decision,
-            members_of=surface.members_of,
-        )
-        if outcome.counted:
-            surface.notifier.proposal_decided(request_id=outcome.request_id)
-        if outcome.run_id is not None:
-            surface.notifier.run_progress(
-                run_id=outcome.run_id, message=f"Run #{outcome.run_id} queued: {outcome.message}"
+            ack()
+            leave(
+                args,
+                "command",
+                text=text,
+                user=command["user_id"],
+                channel=command.get("channel_id"),
+                response_url=command.get("response_url"),
             )
-        respond(text=outcome.message, response_type="ephemeral", replace_original=False)
-
-    @app.action(ActionId.APPROVE)
-    def approve(args: Args) -> None:
-        args.ack()
-        later(args, lambda: decide(args.body, args.respond, "approve"))
-
-    @app.action(ActionId.REJECT)
-    def reject(args: Args) -> None:
-        args.ack()
-        later(args, lambda: decide(args.body, args.respond, "reject"))
 
 
-def _register_capture(app: App, surface: Surface, later: Later) -> None:
-    def add(body: dict[str, Any], respond: Respond) -> None:
-        message = CapturedMessage.from_slack(body["channel"]["id"], body["message"])
-        incident_id = capture(
-            surface, message=message, captured_by=body["user"]["id"], via="shortcut"
-        )
-        if incident_id is None:
-            raise RollbotError("this channel belongs to no incident, so there is no timeline here")
-        respond(
-            text=f"Added to the timeline of incident #{incident_id}.", response_type="ephemeral"
-        )
+def _register_decisions(app: App, leave: Leave) -> None:
+    def decision_listener(decision: str) -> Callable[[Ack, Args], None]:
+        def on_click(ack: Ack, args: Args) -> None:
+            ack()
+            body = args.body
+            leave(
+                args,
+                "decision",
+                request_id=int(body["actions"][0]["value"]),
+                user=body["user"]["id"],
+                decision=decision,
+                response_url=body.get("response_url"),
+            )
 
-    def pin(event: dict[str, Any], client: WebClient) -> None:
-        item = event.get("item", {})
-        found = client.conversations_history(
-            channel=item["channel"], latest=item["ts"], inclusive=True, limit=1
-        )
-        for raw in found.get("messages") or []:
-            message = CapturedMessage.from_slack(item["channel"], raw)
-            capture(surface, message=message, captured_by=event["user"], via="reaction")
+        return on_click
 
+    app.action(ActionId.APPROVE)(decision_listener("approve"))
+    app.action(ActionId.REJECT)(decision_listener("reject"))
+
+
+def _register_capture(app: App, surface: Surface, leave: Leave) -> None:
     @app.shortcut(CallbackId.ADD_TO_TIMELINE)
-    def add_to_timeline(args: Args) -> None:
-        args.ack()
-        later(args, lambda: add(args.body, args.respond))
+    def add_to_timeline(ack: Ack, args: Args) -> None:
+        ack()
+        body = args.body
+        message = body["message"]
+        leave(
+            args,
+            "add_to_timeline",
+            channel=body["channel"]["id"],
+            message={key: message.get(key) for key in ("ts", "user", "bot_id", "text")},
+            user=body["user"]["id"],
+            response_url=body.get("response_url"),
+        )
 
     @app.event("reaction_added")
     def pin_reaction(args: Args) -> None:
         event = args.event or {}
-        pinned = event.get("reaction") == surface.config.slack.pin_reaction
-        if pinned and event.get("item", {}).get("type") == "message":
-            later(args, lambda: pin(event, args.client))
+        item = event.get("item", {})
+        if event.get("reaction") == surface.config.slack.pin_reaction and (
+            item.get("type") == "message"
+        ):
+            leave(args, "pin", channel=item["channel"], ts=item["ts"], user=event.get("user"))
 
 
-def user_message(error: Exception) -> str:
-    """What to tell the person: the domain's own words, never a traceback."""
-    if isinstance(error, RollbotError | IntegrationError | ValueError):
-        return str(error)[:500]
-    log.error("slack listener failed", exc_info=error)
-    return "Something went wrong handling that; it has been logged."
-
-
-def _reply_with_error(
-    error: Exception, body: dict[str, Any], respond: Respond | None, client: WebClient
-) -> None:
-    text = f":warning: {user_message(error)}"
-    if respond is not None:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-        return
+def _reply_with_error(error: Exception, body: dict[str, Any], client: WebClient) -> None:
+    """Errors before the ack: a short ephemeral message where the person is."""
     user = (
         body.get("user_id")
         or (body.get("user") or {}).get("id")
@@ -207,4 +176,6 @@ def _reply_with_error(
     )
     channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
     if user and channel:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        client.chat_postEphemeral(
+            channel=channel, user=user, text=f":warning: {user_message(error)}"
+        )

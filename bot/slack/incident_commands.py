@@ -9,6 +9,7 @@ from bot.incidents import service as incidents
 from bot.runs.service import active_run_for_model
 from bot.safe_versions import current_deployment, safe_versions
 from bot.slack.blocks import bullet_list, when
+from bot.slack.channels import is_channel
 from bot.slack.commands import Command
 from bot.slack.surface import Caller, Reply, Surface
 from bot.store import session_scope
@@ -44,7 +45,7 @@ def declare(surface: Surface, command: Command, caller: Caller) -> Reply:
     surface.notifier.incident_opened(incident_id=incident.id)
     with session_scope(surface.engine) as session:
         channel = incidents.get(session, incident_id=incident.id).channel_id
-    where = f" in <#{channel}>" if channel else ""
+    where = f" in <#{channel}>" if is_channel(channel) else ""
     return Reply(f"Declared incident #{incident.id}: {incident.title}{where}", in_channel=True)
 
 
@@ -53,7 +54,7 @@ def list_open(surface: Surface, command: Command, caller: Caller) -> Reply:
     with session_scope(surface.engine) as session:
         lines = [
             f"#{i.id} {i.severity} {i.status} `{i.model or '—'}` {i.title}"
-            + (f" <#{i.channel_id}>" if i.channel_id else "")
+            + (f" <#{i.channel_id}>" if is_channel(i.channel_id) else "")
             for i in incidents.list_incidents(session)
         ]
     return Reply(bullet_list(lines, empty="No open incidents."))

@@ -60,49 +60,70 @@ class SlackNotifier:
 
     @best_effort
     def incident_opened(self, *, incident_id: int) -> None:
-        """Create the incident channel, invite responders and post the headline."""
+        """Create the incident channel, invite responders and post the headline.
+
+        Concurrent callers (a detection and a command for one incident) race for a claim on
+        the channel; the loser waits for the winner's channel instead of creating another.
+        """
+        claim = channels.claim_channel(self._engine, incident_id=incident_id)
+        if claim is None:
+            channels.wait_for_channel(self._engine, incident_id=incident_id)
+            return
+        try:
+            channel = self._open_channel(incident_id)
+        except BaseException:
+            channels.release_claim(self._engine, incident_id=incident_id, claim=claim)
+            raise
+        if self._config.slack.announce_channel:
+            with session_scope(self._engine) as session:
+                title = incidents.get(session, incident_id=incident_id).title
+            self._client.chat_postMessage(
+                channel=self._config.slack.announce_channel,
+                text=f"Incident #{incident_id} opened: {title} in <#{channel}>",
+            )
+
+    def _open_channel(self, incident_id: int) -> str:
         with session_scope(self._engine) as session:
             incident = incidents.get(session, incident_id=incident_id)
-            if incident.channel_id is not None:
-                return
             name = channels.channel_name(
                 prefix=self._config.slack.channel_prefix,
                 subject=incident.model or f"incident-{incident.id}",
                 day=incident.created_at,
             )
             declared_by = incident.declared_by
+            headline = self._headline(session, incident)
         channel = channels.create_channel(self._client, name=name)
         people = [*self._config.slack.responders]
         if declared_by and declared_by.startswith("U"):
             people.append(declared_by)
         channels.invite(self._client, channel=channel, users=self._directory.expand(people))
+        response = self._client.chat_postMessage(
+            channel=channel, text=incident.title, blocks=headline
+        )
         with session_scope(self._engine) as session:
-            incident = incidents.get(session, incident_id=incident_id)
-            response = self._client.chat_postMessage(
-                channel=channel, text=incident.title, blocks=self._headline(session, incident)
-            )
             incidents.attach_channel(
-                session, incident=incident, channel_id=channel, headline_ts=response["ts"]
+                session,
+                incident=incidents.get(session, incident_id=incident_id),
+                channel_id=channel,
+                headline_ts=response["ts"],
             )
-        if self._config.slack.announce_channel:
-            self._client.chat_postMessage(
-                channel=self._config.slack.announce_channel,
-                text=f"Incident #{incident_id} opened: {incident.title} in <#{channel}>",
-            )
+        return channel
 
     @best_effort
     def incident_updated(self, *, incident_id: int) -> None:
         """Refresh the headline in place."""
         with session_scope(self._engine) as session:
             incident = incidents.get(session, incident_id=incident_id)
-            if incident.channel_id is None or incident.headline_ts is None:
+            if incident.headline_ts is None or not channels.is_channel(incident.channel_id):
                 return
-            self._client.chat_update(
-                channel=incident.channel_id,
-                ts=incident.headline_ts,
-                text=incident.title,
-                blocks=self._headline(session, incident),
-            )
+            headline = self._headline(session, incident)
+        # Slack is called outside the transaction: on SQLite it would hold the write lock.
+        self._client.chat_update(
+            channel=incident.channel_id,
+            ts=incident.headline_ts,
+            text=incident.title,
+            blocks=headline,
+        )
 
     @best_effort
     def proposal_created(self, *, request_id: int) -> None:
@@ -110,14 +131,15 @@ class SlackNotifier:
         with session_scope(self._engine) as session:
             request = approvals.get(session, request_id=request_id)
             incident = session.get(Incident, request.incident_id) if request.incident_id else None
-            channel = (incident.channel_id if incident else None) or (
-                self._config.slack.announce_channel
-            )
-            if channel is None:
-                log.warning("rollback request #%s has no channel to be posted in", request_id)
-                return
+            own = incident.channel_id if incident else None
+            channel = own if channels.is_channel(own) else self._config.slack.announce_channel
             text, card = blocks.approval_card(request, [])
-            response = self._client.chat_postMessage(channel=channel, text=text, blocks=card)
+        if channel is None:
+            log.warning("rollback request #%s has no channel to be posted in", request_id)
+            return
+        response = self._client.chat_postMessage(channel=channel, text=text, blocks=card)
+        with session_scope(self._engine) as session:
+            request = approvals.get(session, request_id=request_id)
             request.slack_channel, request.slack_ts = channel, response["ts"]
             session.add(request)
 
@@ -126,13 +148,14 @@ class SlackNotifier:
         """Show the outcome on the card, and the headline."""
         with session_scope(self._engine) as session:
             request = approvals.get(session, request_id=request_id)
-            decisions = approvals.decisions(session, request_id=request_id)
-            if request.slack_channel and request.slack_ts:
-                text, card = blocks.approval_card(request, decisions)
-                self._client.chat_update(
-                    channel=request.slack_channel, ts=request.slack_ts, text=text, blocks=card
-                )
+            text, card = blocks.approval_card(
+                request, approvals.decisions(session, request_id=request_id)
+            )
             incident_id = request.incident_id
+        if request.slack_channel and request.slack_ts:
+            self._client.chat_update(
+                channel=request.slack_channel, ts=request.slack_ts, text=text, blocks=card
+            )
         if incident_id is not None:
             self.incident_updated(incident_id=incident_id)
 
@@ -143,7 +166,7 @@ class SlackNotifier:
             run = session.get(RunbookRun, run_id)
             incident = session.get(Incident, run.incident_id) if run and run.incident_id else None
             channel = incident.channel_id if incident else None
-        if channel is None or incident is None or incident.id is None:
+        if not channels.is_channel(channel) or incident is None or incident.id is None:
             return
         self._client.chat_postMessage(channel=channel, text=message)
         self.incident_updated(incident_id=incident.id)
@@ -160,7 +183,7 @@ class SlackNotifier:
         """Post the numbers, with the chart as a file when there is one."""
         with session_scope(self._engine) as session:
             channel = incidents.get(session, incident_id=incident_id).channel_id
-        if channel is None:
+        if not channels.is_channel(channel):
             return
         if chart_png is None:
             self._client.chat_postMessage(channel=channel, text=summary)
@@ -176,7 +199,7 @@ class SlackNotifier:
         """Upload the files to the incident's channel with the summary as the comment."""
         with session_scope(self._engine) as session:
             channel = incidents.get(session, incident_id=incident_id).channel_id
-        if channel is None:
+        if not channels.is_channel(channel):
             return
         self._client.files_upload_v2(
             channel=channel,

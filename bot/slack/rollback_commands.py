@@ -11,6 +11,7 @@ from bot.proposals import propose_with
 from bot.runs import service as runs
 from bot.runs.contracts import Plan
 from bot.slack.blocks import bullet_list
+from bot.slack.channels import is_channel
 from bot.slack.commands import Command
 from bot.slack.incident_commands import SOURCE, incident_for
 from bot.slack.surface import Caller, Reply, Surface
@@ -37,7 +38,7 @@ def rollback(surface: Surface, command: Command, caller: Caller) -> Reply:
     _announce(surface, request=request, superseded=superseded)
     with session_scope(surface.engine) as session:
         channel = session.get(Incident, request.incident_id)
-        where = f" in <#{channel.channel_id}>" if channel and channel.channel_id else ""
+        where = f" in <#{channel.channel_id}>" if channel and is_channel(channel.channel_id) else ""
     needed = PolicySnapshot.from_dict(request.policy).approvals
     return Reply(
         f"Proposed rollback #{request.id} of `{model}` {request.from_version or '?'} → "

@@ -312,3 +312,31 @@ class SchedulerLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     acquired_at: datetime = _now()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SlackInboxStatus(StrEnum):
+    ACKED = "acked"  # nothing to do after the ack
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SlackInbox(SQLModel, table=True):
+    """Every Slack request accepted once (the replay guard), and its follow-up work until done.
+
+    ``key`` is the request's signature (HTTP) or envelope id (Socket Mode): inserting the same
+    key again is a replay. A row outlives its work until ``expires_at``, so its key refuses
+    replays for as long as Slack's five-minute timestamp window would let one through.
+    """
+
+    __tablename__ = "slack_inbox"
+
+    key: str = Field(primary_key=True, max_length=120)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    status: str = Field(default=SlackInboxStatus.ACKED, max_length=10, index=True)
+    kind: str | None = Field(default=None, max_length=30)
+    payload: dict[str, Any] = _json()
+    attempts: int = 0
+    lease_until: datetime | None = _time()
+    received_at: datetime = _now()
+    error: str | None = Field(default=None, sa_column=Column(Text))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
@@ -16,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
 from bot.store import migrate
-from bot.telemetry import HTTP_LATENCY, HTTP_REQUESTS
 from bot.web.alerts import router as alerts_router
 from bot.web.postmortem import router as postmortem_router
+from bot.web.request_metrics import RequestMetrics
 from bot.web.slack import mount_slack
 
 
@@ -30,20 +27,21 @@ def create_app(engine: Engine, *, slack_app: App | None = None) -> FastAPI:
     app.include_router(postmortem_router)
     if slack_app is not None:
         mount_slack(app, slack_app)
+    else:
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(route=name).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(
-            route=name, method=request.method, status=str(response.status_code)
-        ).inc()
-        return response
+        @app.post("/slack/events")
+        def slack_off() -> JSONResponse:
+            # Say why, rather than 404: a Slack app pointed here needs to know what is missing.
+            return JSONResponse(
+                {
+                    "error": "this process takes no Slack requests over HTTP: set "
+                    "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (without SLACK_APP_TOKEN, which "
+                    "selects Socket Mode)"
+                },
+                status_code=503,
+            )
+
+    app.add_middleware(RequestMetrics)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

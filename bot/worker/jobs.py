@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 
 def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
     """Every job the scheduler leader runs."""
+    from bot.slack.runtime import slack_jobs
+
     return [
         runbook_runs_job(runtime),
         watches_job(runtime),
         approvals_expiry_job(runtime),
+        *slack_jobs(runtime),
     ]
 
 

@@ -12,7 +12,7 @@ import functools
 import itertools
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,6 +207,7 @@ def running_stack(engine: Engine, workdir: Path, *, canary_minutes: float) -> It
         app = create_app(engine, slack_app=bolt)
         _wire_alerts(app.state, config, notifier, tools)
         with (
+            closing(bolt),
             serving(app) as web,
             running_alertmanager(workdir, webhook_url=f"{web}/alerts/alertmanager") as am,
             running_prometheus(workdir, served, rules=RULES, alertmanager_url=am.url) as prom,

@@ -58,6 +58,10 @@ def test_a_migrated_database_serves_health_readiness_and_metrics(
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'rollbot_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics.text
+    # Without Slack credentials, a Slack app pointed here is told what is missing.
+    slack = httpx.post(f"{base}/slack/events", content=b"token=x")
+    assert slack.status_code == 503
+    assert "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in slack.json()["error"]
 
 
 def test_readiness_fails_with_the_reason_until_migrated(

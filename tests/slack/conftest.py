@@ -154,8 +154,11 @@ def rollbot(engine: Engine, fake_slack: FakeSlack) -> Iterator[Rollbot]:
     client = WebClient(token="xoxb-test", base_url=fake_slack.api_url)
     surface = build_surface(engine, client, world, rollbot_config())
     bolt = create_slack_app(surface, client=client, signing_secret=SIGNING_SECRET)
-    with serving(create_app(engine, slack_app=bolt)) as base_url:
-        yield Rollbot(base_url, engine, fake_slack, world, surface)
+    try:
+        with serving(create_app(engine, slack_app=bolt)) as base_url:
+            yield Rollbot(base_url, engine, fake_slack, world, surface)
+    finally:
+        bolt.close()
 
 
 class _Server(uvicorn.Server):

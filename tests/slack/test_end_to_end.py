@@ -69,8 +69,8 @@ def test_an_incident_handled_entirely_from_slack(rollbot: Rollbot) -> None:
     assert resolved == "Incident #1 resolved by <@UALICE>."
     _assert_timeline(rollbot)
 
-    posted = command(rollbot, "postmortem", user="UALICE", channel=channel)
-    assert posted == f"Posted the postmortem draft of incident #1 in <#{channel}>."
+    drafted = command(rollbot, "postmortem", user="UALICE", channel=channel)
+    assert drafted == f"Posted the postmortem draft of incident #1 in <#{channel}>."
     assert rollbot.fake.wait_for(
         lambda: bool(rollbot.fake.calls_to("files.completeUploadExternal"))
     )

@@ -1,21 +1,26 @@
 """A local Slack Web API: records every call and answers like Slack, over real HTTP.
 
 Use it through the real ``slack_sdk.WebClient(base_url=fake.api_url)`` (``SLACK_API_URL``).
-It also accepts ``response_url`` posts (``fake.response_url(name)``) and file uploads.
+It also accepts ``response_url`` posts (``fake.response_url(name)``) and file uploads, and
+answers ``apps.connections.open`` with the websocket of :class:`FakeSocketMode`.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection, serve
 
 BOT_USER = "UBOT"
 
@@ -52,6 +57,7 @@ class FakeSlack:
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.api_url = f"{self.base_url}/api/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._socket_mode: FakeSocketMode | None = None
 
     def start(self) -> None:
         """Serve in a background thread."""
@@ -61,6 +67,16 @@ class FakeSlack:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+        if self._socket_mode is not None:
+            self._socket_mode.stop()
+
+    @property
+    def socket_mode(self) -> FakeSocketMode:
+        """The Socket Mode websocket, started on first use."""
+        with self._lock:
+            if self._socket_mode is None:
+                self._socket_mode = FakeSocketMode()
+            return self._socket_mode
 
     def response_url(self, name: str = "r") -> str:
         """A response_url whose posts are recorded as method ``response_url``."""
@@ -164,6 +180,9 @@ class FakeSlack:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.state.usergroups[group])}
 
+    def _api_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode.url}
+
     def _api_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "view": {"id": self._next("V")}}
 
@@ -219,6 +238,50 @@ class FakeSlack:
                 self.wfile.write(body)
 
         return Handler
+
+
+class FakeSocketMode:
+    """Slack's Socket Mode end: says hello, sends queued envelopes, records the acks."""
+
+    def __init__(self) -> None:
+        self.acks: list[dict[str, Any]] = []
+        self._outbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._server = serve(self._session, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/link"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def send(self, envelope: dict[str, Any]) -> None:
+        """Deliver an envelope to the connected app."""
+        self._outbox.put(envelope)
+
+    def ack_for(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The app's acknowledgement of one envelope, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ack in list(self.acks):
+                if ack.get("envelope_id") == envelope_id:
+                    return ack
+            time.sleep(0.02)
+        raise AssertionError(f"no ack for envelope {envelope_id}; acks: {self.acks}")
+
+    def stop(self) -> None:
+        """Close the server and its connections."""
+        self._server.shutdown()
+
+    def _session(self, connection: ServerConnection) -> None:
+        connection.send(json.dumps({"type": "hello", "num_connections": 1}))
+        try:
+            while True:
+                with suppress(queue.Empty):
+                    connection.send(json.dumps(self._outbox.get_nowait()))
+                try:
+                    message = connection.recv(timeout=0.05)
+                except TimeoutError:
+                    continue
+                self.acks.append(json.loads(message))
+        except ConnectionClosed:
+            return
 
 
 def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
