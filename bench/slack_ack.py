@@ -150,7 +150,7 @@ def serve_rollbot(database_url: str, api_url: str, port: int, follow_ups: str) -
     from slack_sdk import WebClient
 
     from bot.slack.app import create_slack_app
-    from bot.web.app import create_app
+    from bot.web.app import create_app, freeze_startup_heap
     from tests.slack.conftest import World, build_surface, rollbot_config
     from tests.support.slack_signing import SIGNING_SECRET
 
@@ -164,6 +164,7 @@ def serve_rollbot(database_url: str, api_url: str, port: int, follow_ups: str) -
         run_follow_ups=follow_ups == "web",
     )
     app = create_app(engine, slack_app=bolt)
+    freeze_startup_heap()
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning"
     )

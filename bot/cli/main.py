@@ -47,7 +47,7 @@ def web(
     import uvicorn
 
     from bot.slack.runtime import connect_socket_mode, slack_app_for
-    from bot.web.app import create_app
+    from bot.web.app import create_app, freeze_startup_heap
     from bot.wiring import build_metrics_source
     from bot.worker.jobs import runtime_notifier
 
@@ -62,6 +62,7 @@ def web(
     web_app.state.config = runtime.config
     web_app.state.notifier = runtime_notifier(runtime)
     web_app.state.metrics = build_metrics_source(runtime.config, runtime.settings)
+    freeze_startup_heap()
     uvicorn.run(
         web_app,
         host=host,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -59,6 +61,16 @@ def create_app(engine: Engine, *, slack_app: App | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Take the objects built at start-up out of the garbage collector's sight.
+
+    Collections that walked them were the slowest Slack acks under a burst (over 100 ms);
+    call once, after the app is built and before serving.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def readiness_problem(engine: Engine) -> str | None:
