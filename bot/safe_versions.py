@@ -108,29 +108,6 @@ def safe_versions(
     return safe
 
 
-def explain_rejections(
-    *,
-    session: Session,
-    registry: ModelRegistry,
-    model: str,
-    registry_model: str,
-    policy: SafeVersionPolicy,
-    current_version: str | None,
-    now: datetime,
-) -> list[Rejection]:
-    """The versions that may not be rolled back to and why, newest first."""
-    _, rejected = assess_versions(
-        session=session,
-        registry=registry,
-        model=model,
-        registry_model=registry_model,
-        policy=policy,
-        current_version=current_version,
-        now=now,
-    )
-    return rejected
-
-
 def no_safe_version(model: str, rejections: list[Rejection]) -> NoSafeVersion:
     """The error saying plainly why nothing qualifies."""
     if not rejections:

@@ -17,11 +17,10 @@ from bot.runs.contracts import Component, Plan
 from bot.safe_versions import (
     Rejection,
     SafeCandidate,
-    explain_rejections,
+    assess_versions,
     import_history,
     mark_incident,
     record_deployment,
-    safe_versions,
 )
 from bot.store.models import DeploymentRecord, TimelineEvent
 from integrations.registry.local import LocalRegistry
@@ -65,16 +64,15 @@ def _history(session: Session) -> None:
 def _assess(
     session: Session, registry: LocalRegistry, policy: SafeVersionPolicy = POLICY
 ) -> tuple[list[SafeCandidate], list[Rejection]]:
-    arguments = {
-        "session": session,
-        "registry": registry,
-        "model": "fraud-detector",
-        "registry_model": "fraud-detector",
-        "policy": policy,
-        "current_version": "5",
-        "now": NOW,
-    }
-    return safe_versions(**arguments), explain_rejections(**arguments)  # type: ignore[arg-type]
+    return assess_versions(
+        session=session,
+        registry=registry,
+        model="fraud-detector",
+        registry_model="fraud-detector",
+        policy=policy,
+        current_version="5",
+        now=NOW,
+    )
 
 
 def test_only_validated_versions_that_served_long_enough_without_incident_are_safe(
