@@ -34,6 +34,7 @@ from tests.support.alertmanager import Alertmanager, running_alertmanager
 from tests.support.fake_slack import FakeSlack, running_fake_slack
 from tests.support.processes import wait_until
 from tests.support.prometheus import (
+    ERROR_RATE_ALERT_RULES,
     Prometheus,
     ServedVersion,
     prometheus_missing_reason,
@@ -45,22 +46,6 @@ pytestmark = pytest.mark.prometheus
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 MODELS = ("broken", "steady")
-# Prometheus sends a firing alert at once and then only every resend delay (1m), and it finds
-# its Alertmanager within about 5s of starting: "for: 10s" holds the first send until then.
-RULES = """
-groups:
-  - name: model-errors
-    interval: 1s
-    rules:
-      - alert: ModelErrorRateHigh
-        expr: >
-          sum by (model, version) (increase(model_errors_total[10m]))
-          / sum by (model, version) (increase(model_requests_total[10m])) > 0.05
-        for: 10s
-        labels: {severity: page}
-        annotations:
-          summary: "error rate {{ $value | humanizePercentage }} on {{ $labels.model }}"
-"""
 WAIT_SECONDS = 45
 
 
@@ -139,7 +124,9 @@ def stack(engine: Engine, tmp_path: Path) -> Iterator[Stack]:
         with (
             serving(app) as web,
             running_alertmanager(tmp_path, webhook_url=f"{web}/alerts/alertmanager") as am,
-            running_prometheus(tmp_path, served, rules=RULES, alertmanager_url=am.url) as prom,
+            running_prometheus(
+                tmp_path, served, rules=ERROR_RATE_ALERT_RULES, alertmanager_url=am.url
+            ) as prom,
         ):
             yield Stack(engine, slack, prom, am)
 

@@ -40,6 +40,7 @@ from tests.alerts.server import serving
 from tests.support.alertmanager import Alertmanager, running_alertmanager
 from tests.support.fake_slack import FakeSlack, running_fake_slack
 from tests.support.prometheus import (
+    ERROR_RATE_ALERT_RULES,
     Prometheus,
     ServedVersion,
     prometheus_missing_reason,
@@ -52,22 +53,6 @@ MODEL = "broken"
 APPROVERS = "SAPPROVERS"
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 CANARY_RPS = 5.0
-SHORT_WAITS = (("bake", "5m", "1s"), ("verify_hold", "2m", "0s"), ("verify_interval", "30s", "1s"))
-# "for: 10s" holds the first send until Prometheus has found its Alertmanager (about 5s).
-RULES = """
-groups:
-  - name: model-errors
-    interval: 1s
-    rules:
-      - alert: ModelErrorRateHigh
-        expr: >
-          sum by (model, version) (increase(model_errors_total[10m]))
-          / sum by (model, version) (increase(model_requests_total[10m])) > 0.05
-        for: 10s
-        labels: {severity: page}
-        annotations:
-          summary: "error rate {{ $value | humanizePercentage }} on {{ $labels.model }}"
-"""
 _names = itertools.count(1)
 
 
@@ -113,29 +98,11 @@ class Stack:
         assert response.status_code == 200, response.text
 
 
-def staged_runbook_with_short_waits(directory: Path) -> Path:
-    """The shipped ``staged-rollback`` with seconds instead of minutes for bake and hold.
-
-    Its steps are the shipped ones; only parameter defaults change. (Setting them through
-    ``runbook_parameters`` would be the natural way, but re-checking the plan at approval
-    time renders it without the model's parameters, so the approval would be refused.)
-    """
-    text = (RUNBOOKS / "staged-rollback.yaml").read_text()
-    for name, shipped, short in SHORT_WAITS:
-        pattern = f"  {name}:\n    type: duration\n    default: {shipped}\n"
-        assert pattern in text, f"the shipped runbook no longer has {name}: {shipped}"
-        text = text.replace(pattern, pattern.replace(f"default: {shipped}", f"default: {short}"))
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "staged-rollback.yaml").write_text(text)
-    return directory
-
-
 def rollbot_config(state: Path) -> RollbotConfig:
     """One watched model on file-backed integrations, rolled back in stages after two clicks."""
-    runbooks = staged_runbook_with_short_waits(state / "runbooks")
     return parse_config(
         f"""
-runbooks_dir: {runbooks}
+runbooks_dir: {RUNBOOKS}
 registries: {{local: {{kind: local, path: {state / "registry.json"}}}}}
 deployers: {{local: {{kind: local, path: {state / "deployments.json"}}}}}
 alertmanager: {{propose_rollback: true}}
@@ -147,6 +114,8 @@ models:
     deployer: local
     target: {{name: {MODEL}}}
     runbook: staged-rollback
+    # Seconds instead of minutes; the approval re-renders the plan with these too.
+    runbook_parameters: {{bake: 1s, verify_hold: 0s, verify_interval: 1s}}
     watch: {{}}
 """
     )
@@ -210,7 +179,9 @@ def running_stack(engine: Engine, workdir: Path, *, canary_minutes: float) -> It
             closing(bolt),
             serving(app) as web,
             running_alertmanager(workdir, webhook_url=f"{web}/alerts/alertmanager") as am,
-            running_prometheus(workdir, served, rules=RULES, alertmanager_url=am.url) as prom,
+            running_prometheus(
+                workdir, served, rules=ERROR_RATE_ALERT_RULES, alertmanager_url=am.url
+            ) as prom,
         ):
             yield Stack(
                 engine=engine,

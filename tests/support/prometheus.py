@@ -82,6 +82,24 @@ def _scrapes(version: ServedVersion, scrape: float) -> Iterator[tuple[float, flo
         moment += scrape
 
 
+# An alert on any model's error rate over 5 %. "for: 10s" holds the first send until
+# Prometheus has found its Alertmanager (about 5 s after it starts).
+ERROR_RATE_ALERT_RULES = """
+groups:
+  - name: model-errors
+    interval: 1s
+    rules:
+      - alert: ModelErrorRateHigh
+        expr: >
+          sum by (model, version) (increase(model_errors_total[10m]))
+          / sum by (model, version) (increase(model_requests_total[10m])) > 0.05
+        for: 10s
+        labels: {severity: page}
+        annotations:
+          summary: "error rate {{ $value | humanizePercentage }} on {{ $labels.model }}"
+"""
+
+
 def backfill(openmetrics: Path, data_dir: Path) -> None:
     """Turn OpenMetrics text into TSDB blocks in ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
