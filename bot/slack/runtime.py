@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config.models import RollbotConfig
 from bot.config.settings import Settings
+from bot.errors import ConfigError
 from bot.proposals import default_tools
 from bot.slack.app import RollbotSlackApp, create_slack_app
 from bot.slack.follow_ups import FollowUpRunner
@@ -59,8 +60,11 @@ def slack_app_for(
         return None
     socket_mode = bool(settings.slack_app_token)
     if not socket_mode and not settings.slack_signing_secret:
-        log.warning("SLACK_SIGNING_SECRET is not set: the Slack surface is off")
-        return None
+        # Half a Slack configuration is a mistake to stop on, not a mode to run in quietly.
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: HTTP mode needs both "
+            "(or set SLACK_APP_TOKEN for Socket Mode)"
+        )
     client = web_client(settings)
     return create_slack_app(
         slack_surface(settings, config, engine, client),

@@ -49,3 +49,13 @@ def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     result = run_rollbot(["db", "upgrade"], _env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"database at {migrate.head_revision()}"
+
+
+def test_half_a_slack_configuration_stops_the_web_process(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test"}
+    result = run_rollbot(["web", "--port", "1"], env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "rollbot: SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: HTTP mode needs "
+        "both (or set SLACK_APP_TOKEN for Socket Mode)"
+    ]
