@@ -21,8 +21,9 @@ import re
 from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
-from integrations.errors import InvalidRequest, Unsupported, Where
-from integrations.kube import JsonObject, KubeClient, object_name_problems
+from integrations.deployers.kube_object import KubeObjectDeployer
+from integrations.errors import InvalidRequest, Unsupported
+from integrations.kube import JsonObject, object_name_problems
 
 VERSION_ANNOTATION = "rollbot.io/model-version"
 
@@ -48,14 +49,13 @@ _LEGACY_FRAMEWORKS = (
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
-class KServeDeployer:
+class KServeDeployer(KubeObjectDeployer):
     """Shift traffic between model versions of one KServe InferenceService."""
 
     kind = "kserve"
     supports_traffic_split = True
-
-    def __init__(self, kube: KubeClient) -> None:
-        self._kube = kube
+    resource = "InferenceService"
+    api_path = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
 
     def validate_target(self, target: DeployTarget) -> list[str]:
         """Problems with a configured target; empty when it is fine."""
@@ -84,12 +84,7 @@ class KServeDeployer:
     ) -> DeploymentState:
         """Send ``percent`` of traffic to ``version``; a no-op when the spec already says so."""
         operation = "shift_traffic"
-        self._require_valid(target, operation)
-        where: Where = {
-            "integration": self.kind,
-            "operation": operation,
-            "target": _describe(target),
-        }
+        where = self._require_valid(target, operation)
         if not 0 <= percent <= 100:
             raise InvalidRequest(f"percent must be between 0 and 100, got {percent}", **where)
         mode = _version_from(target)
@@ -133,24 +128,8 @@ class KServeDeployer:
             stable=new_stable,
             idempotency_key=idempotency_key,
         )
-        patched = self._kube.merge_patch(
-            _path(target), patch, integration=self.kind, operation=operation, target=where["target"]
-        )
+        patched = self._kube.merge_patch(self._path(target), patch, **where)
         return self._state(target, patched)
-
-    def _require_valid(self, target: DeployTarget, operation: str) -> None:
-        if problems := self.validate_target(target):
-            raise InvalidRequest(
-                "; ".join(problems),
-                integration=self.kind,
-                operation=operation,
-                target=_describe(target),
-            )
-
-    def _read(self, target: DeployTarget, operation: str) -> JsonObject:
-        return self._kube.get(
-            _path(target), integration=self.kind, operation=operation, target=_describe(target)
-        )
 
     def _state(self, target: DeployTarget, obj: JsonObject) -> DeploymentState:
         """Combine the spec, Rollbot's annotations and the controller's status."""
@@ -165,7 +144,7 @@ class KServeDeployer:
         stable = annotations.get(STABLE_ANNOTATION)
         if spec_percent < 100 and stable is not None and stable != spec_version:
             return DeploymentState(
-                target=_describe(target),
+                target=self._describe(target),
                 version=stable or None,
                 canary_version=spec_version,
                 canary_percent=canary_percent,
@@ -173,19 +152,8 @@ class KServeDeployer:
                 message=message,
             )
         return DeploymentState(
-            target=_describe(target), version=spec_version, ready=ready, message=message
+            target=self._describe(target), version=spec_version, ready=ready, message=message
         )
-
-
-def _describe(target: DeployTarget) -> str:
-    return f"InferenceService {target.get('namespace')}/{target.get('name')}"
-
-
-def _path(target: DeployTarget) -> str:
-    return (
-        f"/apis/serving.kserve.io/v1beta1/namespaces/{target['namespace']}"
-        f"/inferenceservices/{target['name']}"
-    )
 
 
 def _version_from(target: DeployTarget) -> str:

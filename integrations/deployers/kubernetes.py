@@ -14,8 +14,9 @@ import re
 from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
+from integrations.deployers.kube_object import KubeObjectDeployer
 from integrations.errors import InvalidRequest, Unsupported, Where
-from integrations.kube import JsonObject, KubeClient, escape_pointer, object_name_problems
+from integrations.kube import JsonObject, escape_pointer, object_name_problems
 
 VERSION_ANNOTATION = "rollbot.io/model-version"
 
@@ -24,14 +25,13 @@ IDEMPOTENCY_ANNOTATION = "rollbot.io/idempotency-key"
 _PLACEHOLDER = "{version}"
 
 
-class KubernetesDeployer:
+class KubernetesDeployer(KubeObjectDeployer):
     """Switch the model version of one container in a Deployment by a rolling update."""
 
     kind = "kubernetes"
     supports_traffic_split = False
-
-    def __init__(self, kube: KubeClient) -> None:
-        self._kube = kube
+    resource = "Deployment"
+    api_path = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
 
     def validate_target(self, target: DeployTarget) -> list[str]:
         """Problems with a configured target; empty when it is fine."""
@@ -63,12 +63,7 @@ class KubernetesDeployer:
     ) -> DeploymentState:
         """Roll the Deployment to ``version``; only ``percent=100`` is possible."""
         operation = "shift_traffic"
-        self._require_valid(target, operation)
-        where: Where = {
-            "integration": self.kind,
-            "operation": operation,
-            "target": _describe(target),
-        }
+        where = self._require_valid(target, operation)
         if percent != 100:
             raise Unsupported(
                 f"a Deployment cannot split traffic; only percent=100 is possible, got {percent}",
@@ -88,7 +83,7 @@ class KubernetesDeployer:
             obj, {VERSION_ANNOTATION: version, IDEMPOTENCY_ANNOTATION: idempotency_key}
         )
         patched = self._kube.json_patch(
-            _path(target),
+            self._path(target),
             [
                 {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(obj)},
                 {
@@ -104,26 +99,8 @@ class KubernetesDeployer:
         )
         return self._state(target, patched, operation)
 
-    def _require_valid(self, target: DeployTarget, operation: str) -> None:
-        if problems := self.validate_target(target):
-            raise InvalidRequest(
-                "; ".join(problems),
-                integration=self.kind,
-                operation=operation,
-                target=_describe(target),
-            )
-
-    def _read(self, target: DeployTarget, operation: str) -> JsonObject:
-        return self._kube.get(
-            _path(target), integration=self.kind, operation=operation, target=_describe(target)
-        )
-
     def _state(self, target: DeployTarget, obj: JsonObject, operation: str) -> DeploymentState:
-        where: Where = {
-            "integration": self.kind,
-            "operation": operation,
-            "target": _describe(target),
-        }
+        where = self._where(target, operation)
         _, container = _container(obj, target, where)
         ready, message = _rollout_status(obj)
         version = _container_version(container, target)
@@ -134,16 +111,8 @@ class KubernetesDeployer:
                 )
             )
         return DeploymentState(
-            target=_describe(target), version=version, ready=ready, message=message
+            target=self._describe(target), version=version, ready=ready, message=message
         )
-
-
-def _describe(target: DeployTarget) -> str:
-    return f"Deployment {target.get('namespace')}/{target.get('name')}"
-
-
-def _path(target: DeployTarget) -> str:
-    return f"/apis/apps/v1/namespaces/{target['namespace']}/deployments/{target['name']}"
 
 
 def _rv(obj: JsonObject) -> Any:
