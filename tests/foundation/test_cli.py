@@ -59,3 +59,23 @@ def test_half_a_slack_configuration_stops_the_web_process(tmp_path: Path) -> Non
         "rollbot: SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: HTTP mode needs "
         "both (or set SLACK_APP_TOKEN for Socket Mode)"
     ]
+
+
+def test_a_watch_without_a_metrics_source_stops_the_worker(tmp_path: Path) -> None:
+    config = (
+        "version: 1\n"
+        "registries: {local: {kind: local, path: r.json}}\n"
+        "deployers: {local: {kind: local, path: d.json}}\n"
+        "models:\n"
+        "  fraud:\n"
+        "    registry: local\n"
+        "    deployer: local\n"
+        "    target: {name: fraud}\n"
+        "    watch: {}\n"
+    )
+    result = run_rollbot(["worker"], _env(tmp_path, config))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "rollbot: models fraud have a watch but no metrics source: "
+        "set metrics.url or PROMETHEUS_URL"
+    ]
