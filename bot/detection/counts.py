@@ -5,6 +5,11 @@ versions, how surprising is the candidate's share if its rate were exactly at th
 That accounts for the baseline's own uncertainty (an hour of a safe version is an estimate,
 not the truth). Overdispersion is estimated from the baseline's step-to-step variability as
 a beta-binomial correlation, and counts are scaled down to effective counts before testing.
+
+An excess counts as sustained when it survives setting aside the worst blip-length stretch
+and is spread through the rest: no healthy-looking gap (short windows), or in long windows no
+more healthy-looking parts than the noise of an even excess gives, which a cluster of blips
+with healthy gaps between them fails.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from bot.detection.evidence import DetectionState, MetricEvidence, format_chance
 from bot.detection.rules import RatioRule, StepSeries
 from bot.detection.stats import (
     binomial_upper_tail,
+    chi_square_upper_tail,
     poisson_upper_tail,
     regularized_beta,
 )
@@ -124,6 +130,8 @@ class _Test:
     set_aside_steps: int = 0
     whole_p_value: float = 1.0
     gaps_visible: bool = False
+    # Spread out although some parts look healthy: no more of them than noise gives.
+    evenly: bool = False
 
     def sustained(self, settings: DetectorSettings) -> bool:
         """Whether this window alone is enough to call the version degraded."""
@@ -205,6 +213,36 @@ def _gap_view(steps: _Steps, limit: _Limit, part: Sequence[int], excess_rate: fl
     return events <= exposure * (excess_rate - limit.rate) / math.log(excess_rate / limit.rate)
 
 
+def _even_excess(
+    steps: _Steps,
+    baseline: _Baseline,
+    kept: Sequence[int],
+    part: int,
+    rate: float,
+    settings: DetectorSettings,
+) -> bool:
+    """Whether the rest runs at one rate throughout, as a sustained excess does.
+
+    A long window of a real excess only just over its limit has many parts that look healthy
+    by noise alone; a cluster of blips has parts far above and far below the rest's rate. The
+    parts' spread around that rate is compared with what the baseline's overdispersion allows.
+    """
+    chunks = [kept[start : start + part] for start in range(0, len(kept), part)]
+    if len(chunks) < settings.parts_per_allowed_gap or not 0.0 < rate < 1.0:
+        return False
+    statistic, terms = 0.0, 0
+    for chunk in chunks:
+        events, exposure, squares = steps.totals(chunk)
+        if exposure <= 0:
+            continue
+        variance = baseline.dispersion(exposure, squares) * rate * (1.0 - rate) * exposure
+        statistic += (events - rate * exposure) ** 2 / variance
+        terms += 1
+    if terms < 2:
+        return False
+    return chi_square_upper_tail(statistic, terms - 1) > settings.evenness_significance
+
+
 def _test_window(
     steps: _Steps,
     baseline: _Baseline,
@@ -220,7 +258,8 @@ def _test_window(
         return None
     set_aside = worst_stretch_start(excess, window, blip_steps)
     segments = remainder_segments(steps.present, window, set_aside, blip_steps)
-    totals = steps.totals([index for segment in segments for index in segment])
+    kept = [index for segment in segments for index in segment]
+    totals = steps.totals(kept)
     if totals[1] <= 0:
         return None
     sums = [steps.totals(segment) for segment in segments]
@@ -230,12 +269,15 @@ def _test_window(
     views = [
         _gap_view(steps, limit, stretch, rate) for stretch in stretches(steps.present, window, part)
     ]
-    spread_out = spread_out and no_healthy_gap([view is True for view in views], part, settings)
-    visible = sum(view is not None for view in views) * 2 >= len(views) > 0
+    gap_free = no_healthy_gap([view is True for view in views], part, settings)
+    even = not gap_free and _even_excess(steps, baseline, kept, part, rate, settings)
+    spread_out = spread_out and (gap_free or even)
+    # The laxer rest threshold needs a window whose gaps were looked for and not found.
+    visible = gap_free and sum(view is not None for view in views) * 2 >= len(views) > 0
     p_value = _p_excess(baseline, limit, totals)
     whole = _p_excess(baseline, limit, steps.totals(range(window.first, window.end)))
     return _Test(
-        window, totals[0], totals[1], p_value, spread_out, limit, blip_steps, whole, visible
+        window, totals[0], totals[1], p_value, spread_out, limit, blip_steps, whole, visible, even
     )
 
 
@@ -280,9 +322,14 @@ def judge_ratio(
     sustained = [t for t in tests if t.sustained(settings)]
     if sustained:
         test = min(sustained, key=lambda t: t.p_value)
+        spread = (
+            "runs evenly through it, its healthy-looking parts no more than noise gives"
+            if test.evenly
+            else "with no healthy gap between blips"
+        )
         wording = (
             f"a blip cannot explain it: the excess holds in most {set_aside} stretches of "
-            "the rest, with no healthy gap between blips (chance a blip explains it: "
+            f"the rest, {spread} (chance a blip explains it: "
             f"{format_chance(test.p_value)}, chance the whole "
             f"{format_duration(test.window.length * step)} is noise: "
             f"{format_chance(test.whole_p_value)})"

@@ -100,6 +100,16 @@ def poisson_upper_tail(events: float, mean: float) -> float:
     return binomial_upper_tail(events, trials, mean / trials)
 
 
+def chi_square_upper_tail(statistic: float, degrees_of_freedom: int) -> float:
+    """P(X >= statistic) for X ~ chi-square, by the Wilson-Hilferty cube-root approximation."""
+    if statistic <= 0.0:
+        return 1.0
+    k = float(degrees_of_freedom)
+    spread = 2.0 / (9.0 * k)
+    z = ((statistic / k) ** (1.0 / 3.0) - (1.0 - spread)) / math.sqrt(spread)
+    return normal_upper_tail(z)
+
+
 def median(values: Sequence[float]) -> float:
     """The median of a non-empty sequence."""
     ordered = sorted(values)

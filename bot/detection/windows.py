@@ -44,6 +44,9 @@ class DetectorSettings:
     # one part's worth per this many parts, as noise makes some parts of a real excess at
     # low traffic look healthy, while a cluster of blips leaves a much larger share.
     parts_per_allowed_gap: int = 8
+    # A long window whose parts spread around its rate more than noise allows at this chance
+    # is uneven, as a cluster of blips is, and gets no allowance for healthy-looking parts.
+    evenness_significance: float = 0.05
     # A median over fewer gauge samples than this says too little to act on.
     min_gauge_samples: int = 6
 

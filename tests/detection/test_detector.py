@@ -136,6 +136,18 @@ def test_two_blips_with_a_healthy_gap_between_are_not_degraded() -> None:
         assert decision.state != DetectionState.DEGRADED, steps
 
 
+def test_regular_blips_at_high_traffic_stay_uneven_however_long_the_window() -> None:
+    rng = random.Random(15)
+    baseline = _baseline(rng, per_step=750.0)
+    # A one-minute blip every four minutes for two hours: on average far over the boundary,
+    # but never beyond it for longer than the sustain time, and with healthy gaps throughout.
+    rates = ([0.01] * 12 + [0.10] * 4) * 30
+    candidate = _candidate(rng, len(rates), rates, per_step=750.0)
+    for minutes in range(20, 121, 10):
+        decision = _judge(baseline, candidate, minutes=minutes)
+        assert decision.state != DetectionState.DEGRADED, minutes
+
+
 def test_a_strong_excess_is_degraded_soon_after_the_sustain_time() -> None:
     rng = random.Random(14)
     baseline = _baseline(rng)

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.detection.detector import detect
+from bot.detection.evidence import DetectionState
 from bot.detection.scenario import (
     DEFAULT_EVALUATION_INTERVAL_SECONDS,
     ScenarioError,
@@ -59,6 +61,24 @@ def test_a_strong_step_long_after_deploy_is_proposed_within_five_minutes() -> No
     assert scenario.degraded_from is not None and result.proposed_at is not None
     assert scenario.degraded_from + scenario.min_sustain_seconds < result.proposed_at
     assert result.proposed_at < scenario.degraded_from + 300
+
+
+def test_a_weak_step_at_high_traffic_is_degraded_though_noise_makes_some_parts_look_healthy() -> (
+    None
+):
+    # Twice the error rate against a ×1.5 boundary at 50 requests a second: with the
+    # overdispersion of real error counts, a third of its minutes look healthy on their own.
+    recipe = Recipe("step-m2-r50", "step", 50, seed=50, error_multiplier=2.0)
+    scenario = parse_scenario(generate(recipe))
+    decision = detect(
+        baseline=scenario.baseline(),
+        candidate=scenario.candidate(),
+        rules=scenario.rules(),
+        now=scenario.deploy_at + 7200,
+        min_sustain_seconds=scenario.min_sustain_seconds,
+    )
+    assert decision.state == DetectionState.DEGRADED
+    assert "runs evenly through it" in decision.explain()
 
 
 @pytest.mark.parametrize("recipe", list(clustered_blip_recipes(seed=46)), ids=lambda r: r.name)
