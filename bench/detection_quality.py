@@ -2,6 +2,7 @@
 
 Usage:
     python bench/detection_quality.py [--scenarios DIR] [--generated REPEATS] [--interval SECONDS]
+                                      [--per-scenario]
 
 Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
 the median / p90 delay of the detected ones. Rollbot is evaluated at ``--interval`` (the live
@@ -205,6 +206,33 @@ def score(scenarios: Sequence[Scenario], interval: float, workers: int) -> list[
     return rows
 
 
+def _replay_row(scenario: Scenario) -> str:
+    """One scenario as `rollbot replay` decides it, times in seconds after the deploy."""
+    result = replay(scenario)
+    deploy = scenario.deploy_at
+
+    def after(moment: float | None) -> str:
+        return "—" if moment is None else f"{moment - deploy:.0f}"
+
+    truth, proposed = scenario.degraded_from, result.proposed_at
+    delay = "—" if truth is None or proposed is None else f"{proposed - truth:.0f}"
+    return (
+        f"| {scenario.name} | {scenario.kind} | {after(truth)} | {after(proposed)} "
+        f"| {delay} | {result.decision.state.value} |"
+    )
+
+
+def per_scenario(scenarios: Sequence[Scenario], workers: int) -> list[str]:
+    """Markdown table rows, one per scenario, of Rollbot's replay."""
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(_replay_row, scenarios))
+    return [
+        "| scenario | kind | degraded from (s) | proposed at (s) | delay (s) | last verdict |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def _generated(repeats: int, seed: int) -> Iterable[Scenario]:
     mix = itertools.chain(
         recipes(seed=seed, repeats=repeats),
@@ -227,12 +255,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="evaluation interval, s (default: the live watch's)",
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--per-scenario",
+        action="store_true",
+        help="also print Rollbot's replay of each shared scenario",
+    )
     args = parser.parse_args(argv)
     shared = sorted(args.scenarios.glob("*.json"))
     if shared:
         scenarios = [load_scenario(path) for path in shared]
         print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/)\n")
         print("\n".join(score(scenarios, args.interval, args.workers)))
+        if args.per_scenario:
+            print(f"\n### Rollbot's replay of each file in {args.scenarios.name}/\n")
+            print("\n".join(per_scenario(scenarios, args.workers)))
     if args.generated:
         scenarios = list(_generated(args.generated, args.seed))
         print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed})\n")
