@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,8 @@ class Recipe:
     diurnal_amplitude: float = 0.0
     gaps: tuple[tuple[float, float], ...] = ()
     zero_traffic: tuple[tuple[float, float], ...] = ()
+    # How much of the safe version's history precedes the deploy (the shared set has an hour).
+    baseline_steps: int = BASELINE_STEPS
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,7 +69,7 @@ def _multiplier(recipe: Recipe, target: float, since_deploy: np.ndarray) -> np.n
 
 
 def _truth(recipe: Recipe) -> float | None:
-    deploy_at = START + BASELINE_STEPS * STEP_SECONDS
+    deploy_at = START + recipe.baseline_steps * STEP_SECONDS
     candidates = []
     for target, boundary in (
         (recipe.error_multiplier, ERROR_RATIO_BOUNDARY),
@@ -80,15 +82,41 @@ def _truth(recipe: Recipe) -> float | None:
     return min(candidates) if candidates else None
 
 
+def _by_period(
+    seed: np.random.SeedSequence,
+    baseline_steps: int,
+    total_steps: int,
+    draw: Callable[[np.random.Generator, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``draw(generator, steps)`` for the candidate forwards and the baseline backwards.
+
+    Each period has its own stream and the baseline is drawn from the deploy back, so the
+    candidate and the hour before the deploy are the same however much history is generated.
+    """
+    before, after = (np.random.default_rng(child) for child in seed.spawn(2))
+    backwards = np.arange(baseline_steps)[::-1]
+    forwards = np.arange(baseline_steps, total_steps)
+    values = np.empty(total_steps)
+    values[backwards] = draw(before, backwards)
+    values[forwards] = draw(after, forwards)
+    return values
+
+
 def generate(recipe: Recipe) -> dict[str, Any]:
     """One scenario document in the shared format."""
-    rng = np.random.default_rng(recipe.seed)
-    steps = BASELINE_STEPS + CANDIDATE_STEPS
-    since_deploy = (np.arange(steps) - BASELINE_STEPS) * STEP_SECONDS
+    phase_seed, *seeds = np.random.SeedSequence(recipe.seed).spawn(5)
+    steps = recipe.baseline_steps + CANDIDATE_STEPS
+
+    def noise(
+        seed: np.random.SeedSequence, draw: Callable[[np.random.Generator, np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        return _by_period(seed, recipe.baseline_steps, steps, draw)
+
+    since_deploy = (np.arange(steps) - recipe.baseline_steps) * STEP_SECONDS
     after = since_deploy >= 0
     load = np.ones(steps)
     if recipe.diurnal_amplitude:
-        phase = rng.uniform(0, 2 * math.pi)
+        phase = np.random.default_rng(phase_seed).uniform(0, 2 * math.pi)
         load = 1.0 + recipe.diurnal_amplitude * np.sin(2 * math.pi * since_deploy / 18000 + phase)
     error_mult = np.where(after, _multiplier(recipe, recipe.error_multiplier, since_deploy), 1.0)
     latency_mult = np.where(
@@ -99,15 +127,19 @@ def generate(recipe: Recipe) -> dict[str, Any]:
         inside = (since_deploy >= blip_at) & (since_deploy < blip_at + seconds)
         error_mult = np.where(inside, error_mult * 10.0, error_mult)
         latency_mult = np.where(inside, latency_mult * 2.5, latency_mult)
-    requests = rng.poisson(recipe.rps * STEP_SECONDS * load).astype(float)
+    mean_requests = recipe.rps * STEP_SECONDS * load
+    requests = noise(seeds[0], lambda g, at: g.poisson(mean_requests[at]))
     for begin, end in recipe.zero_traffic:
         requests[(since_deploy >= begin) & (since_deploy < end)] = 0
-    rate = np.clip(recipe.p0 * error_mult, 1e-9, 0.5)
-    step_rate = rng.gamma(rate / ERROR_CORRELATION, ERROR_CORRELATION)
-    errors = rng.binomial(requests.astype(int), np.clip(step_rate, 0.0, 1.0)).astype(float)
+    shape = np.clip(recipe.p0 * error_mult, 1e-9, 0.5) / ERROR_CORRELATION
+    step_rate = np.clip(
+        noise(seeds[1], lambda g, at: g.gamma(shape[at], ERROR_CORRELATION)), 0.0, 1.0
+    )
+    errors = noise(seeds[2], lambda g, at: g.binomial(requests[at].astype(int), step_rate[at]))
+    standard_normal = noise(seeds[3], lambda g, at: g.standard_normal(len(at)))
     spread = 0.06 + 0.073 / math.sqrt(recipe.rps)
     level = recipe.lat0 * latency_mult * (1.0 + 0.07 * (load - 1.0))
-    latency = level * np.exp(spread * rng.standard_normal(steps))
+    latency = level * np.exp(spread * standard_normal)
     gap = np.zeros(steps, dtype=bool)
     for begin, end in recipe.gaps:
         gap |= (since_deploy >= begin) & (since_deploy < end)
@@ -122,7 +154,7 @@ def generate(recipe: Recipe) -> dict[str, Any]:
         "kind": recipe.kind,
         "step_seconds": STEP_SECONDS,
         "start": START,
-        "deploy_at": START + BASELINE_STEPS * STEP_SECONDS,
+        "deploy_at": START + recipe.baseline_steps * STEP_SECONDS,
         "baseline_version": "1",
         "candidate_version": "2",
         "boundaries": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,15 @@ def test_a_strong_step_long_after_deploy_is_proposed_within_five_minutes() -> No
     assert scenario.degraded_from is not None and result.proposed_at is not None
     assert scenario.degraded_from + scenario.min_sustain_seconds < result.proposed_at
     assert result.proposed_at < scenario.degraded_from + 300
+
+
+def test_more_generated_history_keeps_the_candidate_and_the_hour_before_the_deploy() -> None:
+    recipe = Recipe("diurnal-step", "step", 5, seed=51, error_multiplier=2.0, diurnal_amplitude=0.6)
+    hour = generate(recipe)["series"]
+    six_hours = generate(dataclasses.replace(recipe, baseline_steps=6 * 240))["series"]
+    for column, values in hour.items():
+        assert six_hours[column][-len(values) :] == values, column
+        assert len(six_hours[column]) == len(values) + 5 * 240
 
 
 def test_a_weak_step_at_high_traffic_is_degraded_though_noise_makes_some_parts_look_healthy() -> (
