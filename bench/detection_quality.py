@@ -1,8 +1,8 @@
 """Detection quality: Rollbot's detector against rules other tools configure, on the same scenarios.
 
 Usage:
-    python bench/detection_quality.py [--scenarios DIR] [--generated REPEATS] [--interval SECONDS]
-                                      [--per-scenario]
+    python bench/detection_quality.py [--scenarios DIR | --no-shared] [--generated REPEATS]
+        [--seed SEED] [--baseline-hours HOURS] [--interval SECONDS] [--per-scenario]
 
 Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
 the median / p90 delay of the detected ones. Rollbot is evaluated at ``--interval`` (the live
@@ -13,6 +13,7 @@ using only the samples complete at each evaluation.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import statistics
 import sys
@@ -31,7 +32,12 @@ from bot.detection.scenario import (  # noqa: E402
     parse_scenario,
     replay,
 )
-from bot.detection.synthetic import clustered_blip_recipes, generate, recipes  # noqa: E402
+from bot.detection.synthetic import (  # noqa: E402
+    STEP_SECONDS,
+    clustered_blip_recipes,
+    generate,
+    recipes,
+)
 
 DEFAULT_SCENARIOS = ROOT.parent / "shared" / "scenarios"
 ERROR_BOUNDARY, LATENCY_BOUNDARY = "error_rate", "latency_p99_seconds"
@@ -233,12 +239,14 @@ def per_scenario(scenarios: Sequence[Scenario], workers: int) -> list[str]:
     ]
 
 
-def _generated(repeats: int, seed: int) -> Iterable[Scenario]:
+def _generated(repeats: int, seed: int, baseline_hours: float) -> Iterable[Scenario]:
     mix = itertools.chain(
         recipes(seed=seed, repeats=repeats),
         clustered_blip_recipes(seed=seed + 100_000, repeats=repeats),
     )
+    baseline_steps = round(baseline_hours * 3600 / STEP_SECONDS)
     for recipe in mix:
+        recipe = dataclasses.replace(recipe, baseline_steps=baseline_steps)
         yield parse_scenario(generate(recipe), source=f"generated:{recipe.name}")
 
 
@@ -246,8 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=Path, default=DEFAULT_SCENARIOS)
+    parser.add_argument("--no-shared", action="store_true", help="only the generated mix")
     parser.add_argument("--generated", type=int, default=0, help="repeats of the generated mix")
     parser.add_argument("--seed", type=int, default=7000)
+    parser.add_argument(
+        "--baseline-hours",
+        type=float,
+        default=1.0,
+        help="safe-version history before each generated deploy (the shared set has 1)",
+    )
     parser.add_argument(
         "--interval",
         type=float,
@@ -261,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also print Rollbot's replay of each shared scenario",
     )
     args = parser.parse_args(argv)
-    shared = sorted(args.scenarios.glob("*.json"))
+    shared = [] if args.no_shared else sorted(args.scenarios.glob("*.json"))
     if shared:
         scenarios = [load_scenario(path) for path in shared]
         print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/)\n")
@@ -270,8 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n### Rollbot's replay of each file in {args.scenarios.name}/\n")
             print("\n".join(per_scenario(scenarios, args.workers)))
     if args.generated:
-        scenarios = list(_generated(args.generated, args.seed))
-        print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed})\n")
+        scenarios = list(_generated(args.generated, args.seed, args.baseline_hours))
+        history = f", {args.baseline_hours:g} h of baseline" if args.baseline_hours != 1 else ""
+        print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed}{history})\n")
         print("\n".join(score(scenarios, args.interval, args.workers)))
     return 0
 
