@@ -195,6 +195,39 @@ def _doubt_within(baseline: _Baseline, limit: _Limit, totals: tuple[float, float
     return 1.0 - regularized_beta(share, events + 1.0, base_events + 0.5)
 
 
+def _baseline_cap(baseline: _Baseline, limit: _Limit, candidate_rate: float) -> float:
+    """Chance of noise that endless candidate traffic at ``candidate_rate`` would still leave.
+
+    An absolute limit has no such cap. Against a ratio to the baseline, the baseline's own
+    count bounds the evidence: with the candidate's rate known exactly, what is left to ask
+    is whether the baseline could have run at ``candidate_rate / ratio`` and still shown as
+    few errors as it did.
+    """
+    if limit.ratio_to_baseline is None:
+        return 0.0
+    phi = baseline.dispersion(baseline.exposure, baseline.exposure_squares)
+    expected = candidate_rate / limit.ratio_to_baseline * baseline.exposure / phi
+    return 1.0 - poisson_upper_tail(baseline.events / phi + 1.0, expected)
+
+
+def _cap_note(
+    baseline: _Baseline, limits: Sequence[_Limit], candidate_rate: float, significance: float
+) -> str:
+    """Words for when waiting cannot settle it, because the baseline's count caps the evidence."""
+    caps = [
+        _baseline_cap(baseline, limit, candidate_rate)
+        for limit in limits
+        if candidate_rate > limit.rate
+    ]
+    if not caps or min(caps) <= significance:
+        return ""
+    return (
+        f"; the baseline's {baseline.events:,.0f} errors cap the evidence: even endless "
+        f"traffic at {_percent(candidate_rate)} would leave a chance of "
+        f"{format_chance(min(caps))} that it is noise, which a longer baseline would lift"
+    )
+
+
 def _percent(rate: float) -> str:
     return f"{rate * 100:.2g}%" if rate < 0.001 else f"{rate * 100:.1f}%"
 
@@ -335,10 +368,13 @@ def judge_ratio(
             f"{format_chance(test.whole_p_value)})"
         )
         return report(DetectionState.DEGRADED, test, wording)
+    totals = steps.totals(range(candidate_steps))
+    cap_note = _cap_note(baseline, limits, totals[0] / totals[1], settings.significance)
     weakest = min(tests, key=lambda t: t.p_value, default=None)
     if weakest is not None and weakest.p_value <= settings.suspect_significance:
         wording = (
-            f"not sustained enough to act on (chance it is noise: {format_chance(weakest.p_value)})"
+            "not sustained enough to act on (chance it is noise: "
+            f"{format_chance(weakest.p_value)}){cap_note}"
         )
         return report(DetectionState.SUSPECT, weakest, wording)
 
@@ -354,13 +390,13 @@ def judge_ratio(
         return report(
             DetectionState.INCONCLUSIVE, overall[0], f"no traffic in the last {set_aside}"
         )
-    totals = steps.totals(range(candidate_steps))
     doubt = max(_doubt_within(baseline, test.limit, totals) for test in overall)
     if doubt <= settings.healthy_doubt:
         return report(DetectionState.HEALTHY, overall[0], "within its boundary")
     wording = (
         f"too little evidence to tell yet (baseline {baseline.events:,.0f} errors in "
         f"{baseline.exposure:,.0f} requests; chance it is beyond the boundary {doubt:.0%})"
+        f"{cap_note}"
     )
     return report(DetectionState.INCONCLUSIVE, overall[0], wording)
 

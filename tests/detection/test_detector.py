@@ -188,6 +188,28 @@ def test_very_low_traffic_reports_inconclusive_with_numbers() -> None:
     assert "requests" in decision.explain()
 
 
+def test_a_baseline_too_small_to_ever_tell_says_so_and_what_would_help() -> None:
+    rng = random.Random(16)
+    # An hour of half a request per step: a handful of baseline errors. The candidate runs at
+    # 2.5 % for four hours, beyond ×1.5 of the true 1 %, but no amount of its own traffic
+    # can show that against so few baseline errors.
+    baseline = _baseline(rng, per_step=2.0, rate=0.01)
+    candidate = _candidate(rng, 960, [0.025] * 960, per_step=2.0)
+    decision = _judge(baseline, candidate, minutes=240)
+    assert decision.state in {DetectionState.SUSPECT, DetectionState.INCONCLUSIVE}
+    text = decision.explain()
+    assert "errors cap the evidence: even endless traffic at" in text
+    assert "a longer baseline would lift" in text
+
+
+def test_a_baseline_with_enough_errors_claims_no_cap() -> None:
+    rng = random.Random(17)
+    candidate = _candidate(rng, 40, [0.02] * 40)
+    decision = _judge(_baseline(rng), candidate, minutes=10)
+    assert decision.state != DetectionState.HEALTHY
+    assert "cap the evidence" not in decision.explain()
+
+
 def test_doubled_latency_is_degraded() -> None:
     rng = random.Random(8)
     candidate = _candidate(rng, 60, [0.01] * 60, latency_factor=2.0)
