@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -20,6 +21,8 @@ from bot.cli import replay as replay_command
 from bot.cli import runbooks as runbooks_command
 from bot.cli.context import load_runtime
 from bot.errors import RollbotError
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="rollbot",
@@ -52,6 +55,11 @@ def web(
     from bot.worker.jobs import runtime_notifier
 
     runtime = load_runtime()
+    if not runtime.settings.rollbot_web_token:
+        log.warning(
+            "ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open to anyone "
+            "who reaches this address, and corrections from them are off"
+        )
     slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
     if slack_app is not None and runtime.settings.slack_app_token:
         # Socket Mode: Slack requests arrive over the websocket, not at /slack/events.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +24,9 @@ router = APIRouter()
 @router.get("/incidents/{incident_id}/postmortem", response_class=HTMLResponse)
 async def postmortem_page(incident_id: int, request: Request) -> Response:
     """The postmortem draft as a web page, with the chart and a form to correct key times."""
+    refusal = _reader_refusal(request)
+    if refusal is not None:
+        return refusal
     state = request.app.state
     try:
         page = await run_in_threadpool(_page, state.engine, incident_id, _config(state), state)
@@ -33,6 +38,9 @@ async def postmortem_page(incident_id: int, request: Request) -> Response:
 @router.get("/incidents/{incident_id}/postmortem/chart.png")
 async def postmortem_chart(incident_id: int, request: Request) -> Response:
     """The chart of the watched metrics around the incident."""
+    refusal = _reader_refusal(request)
+    if refusal is not None:
+        return refusal
     state = request.app.state
     try:
         png = await run_in_threadpool(_chart, state.engine, incident_id, _config(state), state)
@@ -55,6 +63,34 @@ async def correct_time(incident_id: int, request: Request) -> Response:
     except ValueError as exc:
         return PlainTextResponse(f"key time not corrected: {exc}", status_code=400)
     return RedirectResponse(f"/incidents/{incident_id}/postmortem", status_code=303)
+
+
+def _reader_refusal(request: Request) -> Response | None:
+    """401 when ROLLBOT_WEB_TOKEN is set and the request does not carry it; None to go on.
+
+    A browser asks for it (HTTP Basic: any user name, the token as the password); scripts
+    may send ``Authorization: Bearer TOKEN``. Without a token set the pages are open, and
+    ``rollbot web`` warns of that when it starts.
+    """
+    expected = Settings().rollbot_web_token
+    if not expected:
+        return None
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    given = credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(given, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            given = ""
+    elif scheme.lower() != "bearer":
+        given = ""
+    if given and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        return None
+    return PlainTextResponse(
+        "this incident page needs the access token: give ROLLBOT_WEB_TOKEN as the password",
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="Rollbot incidents", charset="UTF-8"'},
+    )
 
 
 def _token_refusal(given: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,16 @@ def test_a_migrated_database_serves_health_readiness_and_metrics(
     slack = httpx.post(f"{base}/slack/events", content=b"token=x")
     assert slack.status_code == 503
     assert "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in slack.json()["error"]
+    (log,) = tmp_path.glob("web-*.log")
+    warnings = [
+        entry["message"]
+        for line in log.read_text().splitlines()
+        if (entry := json.loads(line))["level"] == "warning"
+    ]
+    assert any(
+        w.startswith("ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open")
+        for w in warnings
+    )
 
 
 def test_readiness_fails_with_the_reason_until_migrated(

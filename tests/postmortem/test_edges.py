@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,31 @@ def test_the_page_serves_the_postmortem_with_its_chart(engine: Engine) -> None:
     assert png_size(chart.content) == (1000, 580)
 
 
+@pytest.mark.parametrize("path", ["/incidents/1/postmortem", "/incidents/1/postmortem/chart.png"])
+def test_with_a_token_set_the_pages_ask_for_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.setenv("ROLLBOT_WEB_TOKEN", "s3cret")
+    with Session(engine) as session:
+        record_incident(session)
+    client = _client(engine)
+    for headers in (
+        {},
+        {"Authorization": "Basic " + base64.b64encode(b"bob:guess").decode()},
+        {"Authorization": "Basic not-base64!"},
+        {"Authorization": "Bearer guess"},
+        {"Authorization": "s3cret"},
+    ):
+        refused = client.get(path, headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"].startswith('Basic realm="Rollbot incidents"')
+        assert refused.text == (
+            "this incident page needs the access token: give ROLLBOT_WEB_TOKEN as the password"
+        )
+    assert client.get(path, auth=("anyone", "s3cret")).status_code == 200
+    assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
 def test_an_unknown_incident_has_no_page(engine: Engine) -> None:
     client = _client(engine)
     for path in ("/incidents/5/postmortem", "/incidents/5/postmortem/chart.png"):
@@ -150,7 +176,7 @@ def test_the_page_form_corrects_a_key_time(engine: Engine, monkeypatch: pytest.M
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/incidents/1/postmortem"
-    page = client.get("/incidents/1/postmortem").text
+    page = client.get("/incidents/1/postmortem", auth=("bob", "s3cret")).text
     assert "<td>Time to mitigate</td><td>detected → mitigated</td><td>10m</td>" in page
     assert "corrected by bob" in page
 
