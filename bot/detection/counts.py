@@ -1,13 +1,8 @@
 """Judging a rate given as counts (errors / requests) against its boundaries.
 
-The test is the exact conditional comparison of two rates: given the errors seen in both
-versions, how surprising is the candidate's share if its rate were exactly at the boundary?
-That accounts for the baseline's own uncertainty (an hour of a safe version is an estimate,
-not the truth). Overdispersion is estimated from the baseline's step-to-step variability as
-a beta-binomial correlation, and counts are scaled down to effective counts before testing.
-
-An excess counts as sustained when it survives setting aside the worst blip-length stretch
-and is spread through the rest: no healthy-looking gap (short windows), or in long windows no
+An excess counts as sustained when the whole window is beyond noise (see
+:mod:`bot.detection.rates`), it survives setting aside the worst blip-length stretch, and it
+is spread through the rest: no healthy-looking gap (short windows), or in long windows no
 more healthy-looking parts than the noise of an even excess gives, which a cluster of blips
 with healthy gaps between them fails.
 """
@@ -16,16 +11,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.detection.evidence import DetectionState, MetricEvidence, format_chance, format_duration
-from bot.detection.rules import RatioRule, StepSeries
-from bot.detection.stats import (
-    binomial_upper_tail,
-    chi_square_upper_tail,
-    poisson_upper_tail,
-    regularized_beta,
+from bot.detection.rates import (
+    Baseline,
+    Limit,
+    StepCounts,
+    baseline_cap,
+    doubt_within,
+    fit_baseline,
+    p_excess,
+    percent,
+    rate_limits,
 )
+from bot.detection.rules import RatioRule, StepSeries
+from bot.detection.stats import chi_square_upper_tail
 from bot.detection.windows import (
     DetectorSettings,
     Window,
@@ -39,83 +40,6 @@ from bot.detection.windows import (
     worst_stretch_start,
 )
 
-_MAX_CORRELATION = 0.2
-
-
-@dataclass
-class _Steps:
-    """Per-step counts with missing data as zero exposure."""
-
-    events: list[float]
-    exposure: list[float]
-    present: list[bool]
-    _excess: dict[float, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, series: StepSeries, rule: RatioRule, steps: int) -> _Steps:
-        numerators, denominators = series.column(rule.numerator), series.column(rule.denominator)
-        events, exposure, present = [], [], []
-        for index in range(steps):
-            numerator = numerators[index] if index < len(numerators) else None
-            denominator = denominators[index] if index < len(denominators) else None
-            has_data = numerator is not None and denominator is not None and denominator > 0
-            events.append(float(numerator) if has_data and numerator is not None else 0.0)
-            exposure.append(float(denominator) if has_data and denominator is not None else 0.0)
-            present.append(has_data)
-        return cls(events=events, exposure=exposure, present=present)
-
-    def excess(self, limit_rate: float) -> list[float]:
-        """Events beyond what the limit rate allows, per step (memoised per limit)."""
-        if limit_rate not in self._excess:
-            self._excess[limit_rate] = [
-                e - limit_rate * r for e, r in zip(self.events, self.exposure, strict=True)
-            ]
-        return self._excess[limit_rate]
-
-    def totals(self, indices: Sequence[int]) -> tuple[float, float, float]:
-        """Summed events, exposure and squared exposure over ``indices``."""
-        return (
-            sum(self.events[i] for i in indices),
-            sum(self.exposure[i] for i in indices),
-            sum(self.exposure[i] ** 2 for i in indices),
-        )
-
-
-@dataclass(frozen=True)
-class _Baseline:
-    events: float
-    exposure: float
-    correlation: float
-    exposure_squares: float
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.exposure
-
-    def dispersion(self, exposure: float, exposure_squares: float) -> float:
-        """Variance inflation of a summed count under the beta-binomial model."""
-        if exposure <= 0:
-            return 1.0
-        return 1.0 + self.correlation * max(0.0, exposure_squares / exposure - 1.0)
-
-
-def _fit_baseline(steps: _Steps) -> _Baseline | None:
-    indices = [i for i, has_data in enumerate(steps.present) if has_data]
-    events, exposure, squares = steps.totals(indices)
-    if exposure <= 0:
-        return None
-    rate = events / exposure
-    spread = rate * (1.0 - rate)
-    pairs = sum(steps.exposure[i] * (steps.exposure[i] - 1.0) for i in indices)
-    correlation = 0.0
-    if spread > 0 and pairs > 0:
-        surplus = sum(
-            (steps.events[i] - steps.exposure[i] * rate) ** 2 - steps.exposure[i] * spread
-            for i in indices
-        )
-        correlation = min(_MAX_CORRELATION, max(0.0, surplus / (spread * pairs)))
-    return _Baseline(events, exposure, correlation, squares)
-
 
 @dataclass(frozen=True)
 class _Test:
@@ -126,7 +50,7 @@ class _Test:
     exposure: float
     p_value: float
     spread_out: bool
-    limit: _Limit
+    limit: Limit
     set_aside_steps: int = 0
     whole_p_value: float = 1.0
     gaps_visible: bool = False
@@ -144,78 +68,12 @@ class _Test:
         )
 
 
-@dataclass(frozen=True)
-class _Limit:
-    """One boundary of the rule, as a rate."""
-
-    text: str
-    rate: float
-    ratio_to_baseline: float | None
-
-
-def _limits(baseline: _Baseline, rule: RatioRule) -> list[_Limit]:
-    limits = []
-    ratio = rule.boundary.max_ratio_to_baseline
-    if ratio is not None:
-        limits.append(_Limit(f"×{ratio:g}", ratio * baseline.rate, ratio))
-    if rule.boundary.max_value is not None:
-        limits.append(
-            _Limit(f"max {_percent(rule.boundary.max_value)}", rule.boundary.max_value, None)
-        )
-    return limits
-
-
-def _effective(
-    baseline: _Baseline, totals: tuple[float, float, float]
-) -> tuple[float, float, float, float]:
-    """Candidate events/exposure and baseline events/exposure, scaled for overdispersion."""
-    events, exposure, squares = totals
-    phi = baseline.dispersion(exposure, squares)
-    phi_base = baseline.dispersion(baseline.exposure, baseline.exposure_squares)
-    return events / phi, exposure / phi, baseline.events / phi_base, baseline.exposure / phi_base
-
-
-def _p_excess(baseline: _Baseline, limit: _Limit, totals: tuple[float, float, float]) -> float:
-    """Chance of at least this much excess if the candidate sat exactly on the boundary."""
-    events, exposure, base_events, base_exposure = _effective(baseline, totals)
-    if limit.ratio_to_baseline is None:
-        return poisson_upper_tail(events, limit.rate * exposure)
-    ratio = limit.ratio_to_baseline
-    share = ratio * exposure / (ratio * exposure + base_exposure)
-    return binomial_upper_tail(events, events + base_events, share)
-
-
-def _doubt_within(baseline: _Baseline, limit: _Limit, totals: tuple[float, float, float]) -> float:
-    """Posterior chance that the candidate is beyond the boundary."""
-    events, exposure, base_events, base_exposure = _effective(baseline, totals)
-    if limit.ratio_to_baseline is None:
-        return 1.0 - poisson_upper_tail(events + 1.0, limit.rate * exposure)
-    ratio = limit.ratio_to_baseline
-    share = ratio * exposure / (ratio * exposure + base_exposure)
-    return 1.0 - regularized_beta(share, events + 1.0, base_events + 0.5)
-
-
-def _baseline_cap(baseline: _Baseline, limit: _Limit, candidate_rate: float) -> float:
-    """Chance of noise that endless candidate traffic at ``candidate_rate`` would still leave.
-
-    An absolute limit has no such cap. Against a ratio to the baseline, the baseline's own
-    count bounds the evidence: with the candidate's rate known exactly, what is left to ask
-    is whether the baseline could have run at ``candidate_rate / ratio`` and still shown as
-    few errors as it did.
-    """
-    if limit.ratio_to_baseline is None:
-        return 0.0
-    phi = baseline.dispersion(baseline.exposure, baseline.exposure_squares)
-    expected = candidate_rate / limit.ratio_to_baseline * baseline.exposure / phi
-    return 1.0 - poisson_upper_tail(baseline.events / phi + 1.0, expected)
-
-
 def _cap_note(
-    baseline: _Baseline, limits: Sequence[_Limit], candidate_rate: float, significance: float
+    baseline: Baseline, limits: Sequence[Limit], candidate_rate: float, significance: float
 ) -> str:
     """Words for when waiting cannot settle it, because the baseline's count caps the evidence."""
     caps = [
-        _baseline_cap(baseline, limit, candidate_rate)
+        baseline_cap(baseline, limit, candidate_rate)
         for limit in limits
         if candidate_rate > limit.rate
     ]
@@ -223,16 +81,14 @@ def _cap_note(
         return ""
     return (
         f"; the baseline's {baseline.events:,.0f} errors cap the evidence: even endless "
-        f"traffic at {_percent(candidate_rate)} would leave a chance of "
+        f"traffic at {percent(candidate_rate)} would leave a chance of "
         f"{format_chance(min(caps))} that it is noise, which a longer baseline would lift"
     )
 
 
-def _percent(rate: float) -> str:
-    return f"{rate * 100:.2g}%" if rate < 0.001 else f"{rate * 100:.1f}%"
-
-
-def _gap_view(steps: _Steps, limit: _Limit, part: Sequence[int], excess_rate: float) -> bool | None:
+def _gap_view(
+    steps: StepCounts, limit: Limit, part: Sequence[int], excess_rate: float
+) -> bool | None:
     """Whether a stretch looks like a healthy gap; None when too little traffic to tell.
 
     The cut is where the Poisson likelihoods at the limit and at the excess rate are equal,
@@ -247,8 +103,8 @@ def _gap_view(steps: _Steps, limit: _Limit, part: Sequence[int], excess_rate: fl
 
 
 def _even_excess(
-    steps: _Steps,
-    baseline: _Baseline,
+    steps: StepCounts,
+    baseline: Baseline,
     kept: Sequence[int],
     part: int,
     rate: float,
@@ -277,9 +133,9 @@ def _even_excess(
 
 
 def _test_window(
-    steps: _Steps,
-    baseline: _Baseline,
-    limit: _Limit,
+    steps: StepCounts,
+    baseline: Baseline,
+    limit: Limit,
     window: Window,
     blip_steps: int,
     settings: DetectorSettings,
@@ -307,17 +163,17 @@ def _test_window(
     spread_out = spread_out and (gap_free or even)
     # The laxer rest threshold needs a window whose gaps were looked for and not found.
     visible = gap_free and sum(view is not None for view in views) * 2 >= len(views) > 0
-    p_value = _p_excess(baseline, limit, totals)
-    whole = _p_excess(baseline, limit, steps.totals(range(window.first, window.end)))
+    p_value = p_excess(baseline, limit, totals)
+    whole = p_excess(baseline, limit, steps.totals(range(window.first, window.end)))
     return _Test(
         window, totals[0], totals[1], p_value, spread_out, limit, blip_steps, whole, visible, even
     )
 
 
-def _plain_test(steps: _Steps, baseline: _Baseline, limit: _Limit, window: Window) -> _Test:
+def _plain_test(steps: StepCounts, baseline: Baseline, limit: Limit, window: Window) -> _Test:
     """The window as it is, nothing set aside."""
     totals = steps.totals(range(window.first, window.end))
-    p_value = _p_excess(baseline, limit, totals) if totals[1] > 0 else 1.0
+    p_value = p_excess(baseline, limit, totals) if totals[1] > 0 else 1.0
     return _Test(window, totals[0], totals[1], p_value, False, limit)
 
 
@@ -333,15 +189,15 @@ def judge_ratio(
 ) -> MetricEvidence:
     """Decide one count-based metric's state from the baseline and the candidate so far."""
     name = rule.label
-    baseline = _fit_baseline(_Steps.read(baseline_series, rule, baseline_steps))
+    baseline = fit_baseline(StepCounts.read(baseline_series, rule, baseline_steps))
     if baseline is None:
         summary = f"{name}: no baseline traffic to compare with"
         return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
-    steps = _Steps.read(candidate, rule, candidate_steps)
+    steps = StepCounts.read(candidate, rule, candidate_steps)
     if not any(steps.present):
         summary = f"{name}: no candidate traffic since deploy"
         return MetricEvidence(rule.name, name, DetectionState.INCONCLUSIVE, summary)
-    limits = _limits(baseline, rule)
+    limits = rate_limits(baseline, rule)
     report = _Reporter(rule, baseline, candidate.step_seconds)
     step = candidate.step_seconds
     set_aside = format_duration(blip_steps * step)
@@ -390,7 +246,7 @@ def judge_ratio(
         return report(
             DetectionState.INCONCLUSIVE, overall[0], f"no traffic in the last {set_aside}"
         )
-    doubt = max(_doubt_within(baseline, test.limit, totals) for test in overall)
+    doubt = max(doubt_within(baseline, test.limit, totals) for test in overall)
     if doubt <= settings.healthy_doubt:
         return report(DetectionState.HEALTHY, overall[0], "within its boundary")
     wording = (
@@ -406,7 +262,7 @@ class _Reporter:
     """Turns a window's test into evidence a person can check."""
 
     rule: RatioRule
-    baseline: _Baseline
+    baseline: Baseline
     step_seconds: float
 
     def __call__(self, state: DetectionState, test: _Test, wording: str) -> MetricEvidence:
@@ -418,7 +274,7 @@ class _Reporter:
         without = test.set_aside_steps * self.step_seconds
         trimmed = f" without its worst {format_duration(without)}" if without else ""
         summary = (
-            f"{self.rule.label} {_percent(rate)} vs baseline {_percent(base)} "
+            f"{self.rule.label} {percent(rate)} vs baseline {percent(base)} "
             f"({shown_ratio}, boundary {test.limit.text}) over the last "
             f"{format_duration(seconds)}{trimmed}, {test.exposure:,.0f} requests, "
             f"{test.events:,.0f} errors; {wording}"
