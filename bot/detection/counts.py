@@ -225,12 +225,13 @@ def judge_ratio(
         )
         return report(DetectionState.DEGRADED, test, wording)
     totals = steps.totals(range(candidate_steps))
-    cap_note = _cap_note(baseline, limits, totals[0] / totals[1], settings.significance)
+    candidate_rate = totals[0] / totals[1]
     weakest = min(tests, key=lambda t: t.p_value, default=None)
     if weakest is not None and weakest.p_value <= settings.suspect_significance:
         wording = (
             "not sustained enough to act on (chance it is noise: "
-            f"{format_chance(weakest.p_value)}){cap_note}"
+            f"{format_chance(weakest.p_value)})"
+            f"{_cap_note(baseline, limits, candidate_rate, settings.significance)}"
         )
         return report(DetectionState.SUSPECT, weakest, wording)
 
@@ -252,7 +253,7 @@ def judge_ratio(
     wording = (
         f"too little evidence to tell yet (baseline {baseline.events:,.0f} errors in "
         f"{baseline.exposure:,.0f} requests; chance it is beyond the boundary {doubt:.0%})"
-        f"{cap_note}"
+        f"{_cap_note(baseline, limits, candidate_rate, settings.significance)}"
     )
     return report(DetectionState.INCONCLUSIVE, overall[0], wording)
 
