@@ -55,11 +55,6 @@ def web(
     from bot.worker.jobs import runtime_notifier
 
     runtime = load_runtime()
-    if not runtime.settings.rollbot_web_token:
-        log.warning(
-            "ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open to anyone "
-            "who reaches this address, and corrections from them are off"
-        )
     slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
     if slack_app is not None and runtime.settings.slack_app_token:
         # Socket Mode: Slack requests arrive over the websocket, not at /slack/events.
@@ -70,6 +65,12 @@ def web(
     web_app.state.config = runtime.config
     web_app.state.notifier = runtime_notifier(runtime)
     web_app.state.metrics = build_metrics_source(runtime.config, runtime.settings)
+    # Only once every check that stops the process has passed, so a stop stays one line.
+    if not runtime.settings.rollbot_web_token:
+        log.warning(
+            "ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open to anyone "
+            "who reaches this address, and corrections from them are off"
+        )
     freeze_startup_heap()
     uvicorn.run(
         web_app,
