@@ -110,6 +110,7 @@ class _GaugeJudge:
     ) -> None:
         self.rule, self.baseline, self.values, self.settings = rule, baseline, values, settings
         self.min_samples = settings.min_gauge_samples
+        self.min_sustain_fraction = settings.min_gauge_sustain_fraction
         self.sign = 1.0 if rule.direction == Direction.HIGHER_IS_WORSE else -1.0
         self.present = [value is not None for value in values]
         self._excess: dict[float, list[float]] = {}
@@ -150,7 +151,8 @@ class _GaugeJudge:
         set_aside = worst_stretch_start(excess, window, blip_steps)
         segments = remainder_segments(self.present, window, set_aside, blip_steps)
         kept = self.kept_values([index for segment in segments for index in segment])
-        if len(kept) < self.min_samples:
+        needed = max(self.min_samples, math.ceil(blip_steps * self.min_sustain_fraction))
+        if len(kept) < needed:
             return None
         spread_out = most_segments(
             [
@@ -161,10 +163,11 @@ class _GaugeJudge:
         if spread_out:
             part = part_steps(blip_steps, self.settings)
             parts = stretches(self.present, window, part)
+            # A part of one step is judged by its one sample; longer ones need two.
             quiet = [
-                len(values := self.kept_values(part)) >= 2
+                len(values := self.kept_values(stretch)) >= min(2, part)
                 and not self.beyond(median(values), limit)
-                for part in parts
+                for stretch in parts
             ]
             spread_out = no_healthy_gap(quiet, part, self.settings)
         p_value = self.p_excess(kept, limit)

@@ -47,8 +47,10 @@ class DetectorSettings:
     # A long window whose parts spread around its rate more than noise allows at this chance
     # is uneven, as a cluster of blips is, and gets no allowance for healthy-looking parts.
     evenness_significance: float = 0.05
-    # A median over fewer gauge samples than this says too little to act on.
-    min_gauge_samples: int = 6
+    # A median over fewer gauge samples than this, or over less than this share of the
+    # sustain time, says too little to act on.
+    min_gauge_samples: int = 3
+    min_gauge_sustain_fraction: float = 0.5
 
 
 DEFAULT_SETTINGS = DetectorSettings()

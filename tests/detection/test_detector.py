@@ -218,6 +218,41 @@ def test_doubled_latency_is_degraded() -> None:
     assert [e.metric for e in decision.deciding_metrics] == ["latency_p99_seconds"]
 
 
+def _minute_latency(rng: random.Random, start: float, factors: Sequence[float]) -> StepSeries:
+    values: Column = [0.2 * factor * rng.lognormvariate(0, 0.08) for factor in factors]
+    return StepSeries(start=start, step_seconds=60.0, columns={"latency_p99_seconds": values})
+
+
+def _minute_verdict(baseline: StepSeries, candidate: StepSeries, minutes: int) -> DetectionState:
+    decision = detect(
+        baseline=baseline,
+        candidate=candidate,
+        rules=(LATENCY_RULE,),
+        now=DEPLOY_AT + minutes * 60,
+        min_sustain_seconds=SUSTAIN,
+    )
+    return decision.state
+
+
+def test_doubled_latency_at_one_minute_steps_is_degraded_after_six_minutes() -> None:
+    rng = random.Random(18)
+    baseline = _minute_latency(rng, DEPLOY_AT - 3600, [1.0] * 60)
+    candidate = _minute_latency(rng, DEPLOY_AT, [2.0] * 30)
+    # Three minutes may be a blip and are set aside; the median of the rest needs three samples.
+    assert _minute_verdict(baseline, candidate, 5) != DetectionState.DEGRADED
+    assert _minute_verdict(baseline, candidate, 6) == DetectionState.DEGRADED
+
+
+def test_latency_blips_with_one_minute_gaps_at_one_minute_steps_are_not_degraded() -> None:
+    rng = random.Random(19)
+    baseline = _minute_latency(rng, DEPLOY_AT - 3600, [1.0] * 60)
+    # Two-minute blips of 2.5 times the latency, each followed by a healthy minute.
+    factors = [1.0] * 10 + ([2.5, 2.5, 1.0] * 6) + [1.0] * 20
+    candidate = _minute_latency(rng, DEPLOY_AT, factors)
+    for minutes in range(6, len(factors) + 1):
+        assert _minute_verdict(baseline, candidate, minutes) != DetectionState.DEGRADED, minutes
+
+
 def test_a_lower_is_worse_gauge_degrades_when_it_drops() -> None:
     rng = random.Random(9)
     rule = GaugeRule(
