@@ -2,7 +2,8 @@
 
 Usage:
     python bench/detection_quality.py [--scenarios DIR | --no-shared] [--generated REPEATS]
-        [--seed SEED] [--baseline-hours HOURS] [--interval SECONDS] [--per-scenario]
+        [--seed SEED] [--baseline-hours HOURS] [--step-factor N] [--interval SECONDS]
+        [--per-scenario]
 
 Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
 the median / p90 delay of the detected ones. Rollbot is evaluated at ``--interval`` (the live
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 from bot.detection.scenario import (  # noqa: E402
     DEFAULT_EVALUATION_INTERVAL_SECONDS,
     Scenario,
-    load_scenario,
     parse_scenario,
     replay,
 )
@@ -239,7 +241,29 @@ def per_scenario(scenarios: Sequence[Scenario], workers: int) -> list[str]:
     ]
 
 
-def _generated(repeats: int, seed: int, baseline_hours: float) -> Iterable[Scenario]:
+def coarsen(document: dict[str, Any], factor: int) -> dict[str, Any]:
+    """The same deploy seen at ``factor`` times the step, as a watch with a longer step reads it.
+
+    Counts are summed (a missing sub-step leaves the whole step missing); p99 latency takes
+    the largest of the sub-steps', which bounds the longer step's p99 from above.
+    """
+    if factor == 1:
+        return document
+    coarse: dict[str, list[float | None]] = {}
+    for name, values in document["series"].items():
+        merged: list[float | None] = []
+        for first in range(0, len(values) - len(values) % factor, factor):
+            chunk = values[first : first + factor]
+            present = [value for value in chunk if value is not None]
+            if name == LATENCY_BOUNDARY:
+                merged.append(max(present) if present else None)
+            else:
+                merged.append(sum(present) if len(present) == factor else None)
+        coarse[name] = merged
+    return {**document, "series": coarse, "step_seconds": document["step_seconds"] * factor}
+
+
+def _generated(repeats: int, seed: int, baseline_hours: float, factor: int) -> Iterable[Scenario]:
     mix = itertools.chain(
         recipes(seed=seed, repeats=repeats),
         clustered_blip_recipes(seed=seed + 100_000, repeats=repeats),
@@ -247,7 +271,8 @@ def _generated(repeats: int, seed: int, baseline_hours: float) -> Iterable[Scena
     baseline_steps = round(baseline_hours * 3600 / STEP_SECONDS)
     for recipe in mix:
         recipe = dataclasses.replace(recipe, baseline_steps=baseline_steps)
-        yield parse_scenario(generate(recipe), source=f"generated:{recipe.name}")
+        document = coarsen(generate(recipe), factor)
+        yield parse_scenario(document, source=f"generated:{recipe.name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,6 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_EVALUATION_INTERVAL_SECONDS,
         help="evaluation interval, s (default: the live watch's)",
     )
+    parser.add_argument(
+        "--step-factor",
+        type=int,
+        default=1,
+        help="judge every scenario at this many times its step (4: 15 s steps as minutes)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--per-scenario",
@@ -276,17 +307,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also print Rollbot's replay of each shared scenario",
     )
     args = parser.parse_args(argv)
+    factor = args.step_factor
     shared = [] if args.no_shared else sorted(args.scenarios.glob("*.json"))
     if shared:
-        scenarios = [load_scenario(path) for path in shared]
-        print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/)\n")
+        scenarios = [
+            parse_scenario(coarsen(json.loads(path.read_text()), factor), source=str(path))
+            for path in shared
+        ]
+        coarser = f", judged at {factor}× their step" if factor != 1 else ""
+        print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/{coarser})\n")
         print("\n".join(score(scenarios, args.interval, args.workers)))
         if args.per_scenario:
             print(f"\n### Rollbot's replay of each file in {args.scenarios.name}/\n")
             print("\n".join(per_scenario(scenarios, args.workers)))
     if args.generated:
-        scenarios = list(_generated(args.generated, args.seed, args.baseline_hours))
+        scenarios = list(_generated(args.generated, args.seed, args.baseline_hours, factor))
         history = f", {args.baseline_hours:g} h of baseline" if args.baseline_hours != 1 else ""
+        history += f", judged at {factor}× their step" if factor != 1 else ""
         print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed}{history})\n")
         print("\n".join(score(scenarios, args.interval, args.workers)))
     return 0
