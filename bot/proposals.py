@@ -2,6 +2,9 @@
 
 `propose_rollback` renders the plan first, so when there is no safe version (or the model is
 unknown) it says so plainly and nothing is written: no request, no half-opened incident.
+Proposals for one model are serialised on its incident row, so concurrent ones (a watch and
+an alert at the same moment, or an alert storm) leave at most one pending; the database
+refuses a second pending one as well. No proposal is made while the model's rollback runs.
 """
 
 from __future__ import annotations
@@ -9,22 +12,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.approvals import service as approvals
 from bot.approvals.policy import PolicySnapshot
 from bot.approvals.service import RunStarter
+from bot.config.durations import format_duration
 from bot.config.models import RollbotConfig
 from bot.config.settings import Settings
-from bot.errors import NotFoundError
+from bot.errors import ConflictError, NotFoundError
 from bot.incidents import service as incidents
 from bot.runs.contracts import Plan
-from bot.runs.service import create_run
-from bot.store.models import ApprovalRequest, Incident
+from bot.runs.service import active_run_for_model, create_run
+from bot.store.models import ApprovalRequest, Incident, RunbookRun, RunStatus
 from bot.store.types import utcnow
 
 
@@ -108,12 +112,17 @@ def propose_rollback(
     runbook: str | None = None,
     planner: Planner | None = None,
     now: datetime | None = None,
+    supersede: bool = True,
+    quiet_after: timedelta | None = None,
 ) -> ApprovalRequest:
     """Open or join the model's incident and record a proposal bound to the rendered plan.
 
-    Raises NotFoundError for an unknown model and whatever the planner raises when no safe
-    version exists (NoSafeVersion); in both cases nothing is written. A newer proposal
-    supersedes (cancels) the model's pending ones.
+    Raises NotFoundError for an unknown model, whatever the planner raises when no safe
+    version exists (NoSafeVersion) or an integration cannot be read, and ConflictError while
+    the model's rollback runs; in each case nothing is written. A newer proposal supersedes
+    (cancels) the model's pending ones, unless ``supersede`` is off (automatic proposals must
+    not replace one approvers may be deciding), and with ``quiet_after`` a proposal or a
+    finished rollback of the model that recent refuses it, so versions do not flip-flop.
     """
     model_config = config.models.get(model)
     if model_config is None:
@@ -128,7 +137,10 @@ def propose_rollback(
         to_version=to_version,
         runbook=runbook,
     )
+    now = now or utcnow()
     incident = _incident_for(session, model=model, actor=requested_by, via=via, id=incident_id)
+    _lock(session, incident)
+    _refuse_while_busy(session, model=model, now=now, supersede=supersede, quiet_after=quiet_after)
     for stale in approvals.pending_for_model(session, model=model):
         approvals.cancel(
             session, request=stale, actor=requested_by, source=via, why="superseded by a new one"
@@ -146,7 +158,7 @@ def propose_rollback(
         requested_by=requested_by,
         via=via,
         reason=reason,
-        now=now or utcnow(),
+        now=now,
     )
 
 
@@ -171,3 +183,67 @@ def _incident_for(
         session, model=model, title=f"{model} degraded", actor=actor, source=via
     )
     return incident
+
+
+def _lock(session: Session, incident: Incident) -> None:
+    """Hold the incident row until commit: one proposal for its model at a time.
+
+    SQLite serialises writers anyway; on PostgreSQL a concurrent proposal waits here and then
+    sees the first one's committed request.
+    """
+    session.flush()
+    session.exec(select(Incident).where(Incident.id == incident.id).with_for_update()).one()
+
+
+def _refuse_while_busy(
+    session: Session,
+    *,
+    model: str,
+    now: datetime,
+    supersede: bool,
+    quiet_after: timedelta | None,
+) -> None:
+    active = active_run_for_model(session, model=model)
+    if active is not None:
+        raise ConflictError(
+            f"{model} already has an active rollback: run #{active.id} ({active.status}); "
+            "no new proposal until it ends"
+        )
+    pending = approvals.pending_for_model(session, model=model)
+    if pending and not supersede:
+        raise ConflictError(
+            f"a rollback of {model} is already proposed and awaiting approval "
+            f"(request #{pending[0].id})"
+        )
+    if quiet_after is not None:
+        why = _recent_rollback(session, model=model, since=now - quiet_after)
+        if why is not None:
+            raise ConflictError(
+                f"{why}; automatic proposals for {model} wait "
+                f"{format_duration(quiet_after)} after one, so versions do not flip-flop"
+            )
+
+
+def _recent_rollback(session: Session, *, model: str, since: datetime) -> str | None:
+    """What happened to the model since ``since`` that starts a cooldown, in words."""
+    request = session.exec(
+        select(ApprovalRequest)
+        .where(ApprovalRequest.model == model)
+        .where(col(ApprovalRequest.created_at) >= since)
+        .order_by(col(ApprovalRequest.created_at).desc())
+    ).first()
+    if request is not None:
+        return (
+            f"a rollback of {model} was proposed at {request.created_at:%H:%M:%S} UTC "
+            f"(request #{request.id}, {request.status})"
+        )
+    run = session.exec(
+        select(RunbookRun)
+        .where(RunbookRun.model == model)
+        .where(RunbookRun.status == RunStatus.SUCCEEDED)
+        .where(col(RunbookRun.drill).is_(False))
+        .where(col(RunbookRun.finished_at) >= since)
+    ).first()
+    if run is not None and run.finished_at is not None:
+        return f"{model} was rolled back at {run.finished_at:%H:%M:%S} UTC (run #{run.id})"
+    return None

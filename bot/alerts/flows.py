@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -11,13 +12,13 @@ from sqlmodel import Session
 
 from bot.alerts.intake import SOURCE, IntakeResult, ingest
 from bot.alerts.payload import AlertmanagerPayload
-from bot.approvals import service as approvals
 from bot.config.models import RollbotConfig
 from bot.errors import RollbotError
 from bot.notify import Notifier
 from bot.store.db import session_scope
 from bot.timeline import record_event
 from bot.watches.flows import Proposer
+from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ def receive_notification(
     proposals: list[int] = []
     if proposer is not None and config.alertmanager.propose_rollback:
         for model in sorted(result.newly_firing):
-            request_id = _propose(engine, model, result, config, proposer, payload)
+            try:
+                request_id = _propose(engine, model, result, config, proposer, payload)
+            except Exception:
+                # The alerts are stored; the other models' proposals and the news still go.
+                log.exception("proposing a rollback of %s after its alert failed", model)
+                continue
             if request_id is not None:
                 proposals.append(request_id)
     if notifier is not None:
@@ -84,13 +90,18 @@ def _propose(
         ],
     }
     with session_scope(engine) as session:
-        if approvals.pending_for_model(session, model=model):
-            return None  # one proposal at a time: repeated alerts must not supersede it
-        return _propose_in(session, model, incident_id, proposer, evidence)
+        return _propose_in(
+            session, model, incident_id, proposer, evidence, model_config.watch.cooldown
+        )
 
 
 def _propose_in(
-    session: Session, model: str, incident_id: int, proposer: Proposer, evidence: dict[str, Any]
+    session: Session,
+    model: str,
+    incident_id: int,
+    proposer: Proposer,
+    evidence: dict[str, Any],
+    cooldown: timedelta,
 ) -> int | None:
     names = ", ".join(sorted({a["labels"].get("alertname", "?") for a in evidence["alerts"]}))
     try:
@@ -104,8 +115,11 @@ def _propose_in(
                 reason=f"Alertmanager: {names} firing",
                 evidence=evidence,
                 incident_id=incident_id,
+                # Repeated alerts must not replace a proposal approvers may be deciding on.
+                supersede=False,
+                quiet_after=cooldown,
             )
-    except RollbotError as exc:
+    except (RollbotError, IntegrationError) as exc:
         record_event(
             session,
             incident_id=incident_id,

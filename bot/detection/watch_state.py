@@ -11,6 +11,10 @@ from typing import Any
 
 from bot.detection.evidence import DetectionState
 
+# After a proposal could not be made (the registry or deployer failed), the watch tries again
+# this much later rather than at every evaluation or only after the whole cooldown.
+PROPOSAL_RETRY_SECONDS = 300.0
+
 
 @dataclass(frozen=True)
 class WatchPolicy:
@@ -39,6 +43,7 @@ class WatchState:
     consecutive_degraded: int = 0
     last_proposal_at: float | None = None
     last_rollback_at: float | None = None
+    retry_at: float | None = None
 
     def quiet_until(self, policy: WatchPolicy) -> float | None:
         """When the cooldown ends, or None when there is none."""
@@ -48,7 +53,7 @@ class WatchState:
     def observe(self, state: DetectionState, *, now: float, policy: WatchPolicy) -> WatchStep:
         """Take one detector verdict; propose only on enough consecutive degraded verdicts."""
         if state != DetectionState.DEGRADED:
-            cleared = replace(self, consecutive_degraded=0)
+            cleared = replace(self, consecutive_degraded=0, retry_at=None)
             return WatchStep(cleared, False, f"{state.value}: nothing to propose")
         counted = replace(self, consecutive_degraded=self.consecutive_degraded + 1)
         if counted.consecutive_degraded < policy.confirmations:
@@ -61,8 +66,24 @@ class WatchState:
         if quiet_until is not None and now < quiet_until:
             reason = f"degraded, but cooling down for {quiet_until - now:.0f}s more"
             return WatchStep(counted, False, reason)
-        proposed = replace(counted, last_proposal_at=now)
+        if self.retry_at is not None and now < self.retry_at:
+            reason = (
+                f"degraded; the last proposal could not be made, trying again in "
+                f"{self.retry_at - now:.0f}s"
+            )
+            return WatchStep(counted, False, reason)
+        proposed = replace(counted, last_proposal_at=now, retry_at=None)
         return WatchStep(proposed, True, "degraded: propose a rollback")
+
+    def proposal_failed(
+        self, *, now: float, retry_seconds: float = PROPOSAL_RETRY_SECONDS
+    ) -> WatchState:
+        """The proposal this state was about to make failed: no cooldown, a retry later.
+
+        Only a proposal outside any cooldown is ever made, so forgetting its time loses
+        nothing.
+        """
+        return replace(self, last_proposal_at=None, retry_at=now + retry_seconds)
 
     def rolled_back(self, *, now: float) -> WatchState:
         """Record a rollback; the cooldown starts again from here."""
@@ -79,6 +100,7 @@ class WatchState:
             consecutive_degraded=int(raw.get("consecutive_degraded", 0)),
             last_proposal_at=_optional_float(raw.get("last_proposal_at")),
             last_rollback_at=_optional_float(raw.get("last_rollback_at")),
+            retry_at=_optional_float(raw.get("retry_at")),
         )
 
 

@@ -136,6 +136,16 @@ class ApprovalRequest(SQLModel, table=True):
     """
 
     __tablename__ = "approval_request"
+    __table_args__ = (
+        # At most one proposal per model awaits approval, enforced by the database itself.
+        Index(
+            "uq_approval_request_pending_model",
+            "model",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)

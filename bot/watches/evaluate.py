@@ -83,10 +83,7 @@ def evaluate_watches(
     if not due:
         return []
     judgements, unavailable = _judge(source, due, rows, now)
-    evaluations = _store(engine, judgements, rows, proposer, now)
-    for evaluation, judgement in zip(evaluations, judgements, strict=True):
-        if evaluation.detection is not None:
-            _notify(notifier, evaluation, judgement)
+    evaluations = _store(engine, judgements, rows, proposer, notifier, now)
     return evaluations + [
         Evaluation(model, DetectionState.INCONCLUSIVE.value, False, f"metrics unavailable: {exc}")
         for model, exc in unavailable.items()
@@ -150,9 +147,14 @@ def _store(
     judgements: Sequence[Judgement],
     rows: dict[str, WatchStateRow],
     proposer: Proposer,
+    notifier: Notifier,
     now: datetime,
 ) -> list[Evaluation]:
-    """Remember every verdict: quiet ones in batches, each proposal in its own transaction."""
+    """Remember every verdict: quiet ones in batches, each proposal in its own transaction.
+
+    People hear of each proposal as soon as it is committed, so trouble with a later model
+    never keeps an earlier one's news back.
+    """
     done: dict[str, Evaluation] = {}
     quiet = [j for j in judgements if not j.step.propose]
     for first in range(0, len(quiet), WRITE_CHUNK):
@@ -164,6 +166,7 @@ def _store(
             with session_scope(engine) as session:
                 evaluation = _store_proposal(session, judgement, proposer, now)
             done[evaluation.model] = evaluation
+            _notify(notifier, evaluation, judgement)
     return [done[j.target.model] for j in judgements]
 
 
@@ -214,6 +217,9 @@ def _store_proposal(
     )
     row = session.get(WatchStateRow, target.model) or WatchStateRow(model=target.model)
     values = _row_values(judgement, details, now)
+    if detection.retry:
+        failed = judgement.step.state.proposal_failed(now=judgement.decision.evaluated_at)
+        values["state"].update(failed.to_dict())
     row.state, row.last_decision, row.evaluated_at = (
         values["state"],
         values["last_decision"],

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from bot.detection.evidence import Decision
+from bot.detection.evidence import Decision, format_duration
+from bot.detection.watch_state import PROPOSAL_RETRY_SECONDS
 from bot.errors import RollbotError
 from bot.incidents import service as incidents
 from bot.store.models import ApprovalRequest, Incident
 from bot.timeline import record_event
 from bot.watches.targets import WatchTarget
+from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class Proposer(Protocol):
         reason: str | None,
         evidence: dict[str, Any] | None = None,
         incident_id: int | None = None,
+        supersede: bool = True,
+        quiet_after: timedelta | None = None,
     ) -> ApprovalRequest: ...
 
 
@@ -47,6 +51,8 @@ class DetectionOutcome:
     opened: bool
     request_id: int | None
     no_proposal_reason: str | None
+    # The proposal failed on an integration (registry, deployer): worth trying again soon.
+    retry: bool = False
 
 
 def degraded_since(decision: Decision, target: WatchTarget) -> datetime:
@@ -117,9 +123,15 @@ def act_on_degraded(
     incidents.mark_time(session, incident=incident, key="detected_at", at=now)
     assert incident.id is not None
     record_decision(session, target=target, details=details, incident_id=incident.id)
-    request_id, reason = _propose(
-        session, target=target, incident=incident, details=details, proposer=proposer
-    )
+    try:
+        request_id, reason = _propose(
+            session, target=target, incident=incident, details=details, proposer=proposer
+        )
+    except IntegrationError as exc:
+        retry = format_duration(PROPOSAL_RETRY_SECONDS)
+        reason = f"could not prepare the rollback plan ({exc}); trying again in {retry}"
+        _record_no_proposal(session, target=target, incident=incident, reason=reason)
+        return DetectionOutcome(incident.id, opened, None, reason, retry=True)
     return DetectionOutcome(incident.id, opened, request_id, reason)
 
 
@@ -143,16 +155,25 @@ def _propose(
                 reason=details["explanation"],
                 evidence=details,
                 incident_id=incident.id,
+                # Never replace a proposal approvers may be deciding on, whoever made it.
+                supersede=False,
+                quiet_after=target.watch.cooldown,
             )
     except RollbotError as exc:
-        record_event(
-            session,
-            incident_id=incident.id,
-            kind="detection.no_proposal",
-            source=SOURCE,
-            actor=ACTOR,
-            summary=f"No rollback proposed for {target.model}: {exc}",
-            details={"reason": str(exc)},
-        )
+        _record_no_proposal(session, target=target, incident=incident, reason=str(exc))
         return None, str(exc)
     return request.id, None
+
+
+def _record_no_proposal(
+    session: Session, *, target: WatchTarget, incident: Incident, reason: str
+) -> None:
+    record_event(
+        session,
+        incident_id=incident.id,
+        kind="detection.no_proposal",
+        source=SOURCE,
+        actor=ACTOR,
+        summary=f"No rollback proposed for {target.model}: {reason}",
+        details={"reason": reason},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,6 +18,7 @@ from bot.config import parse_config
 from bot.config.models import RollbotConfig
 from bot.store.models import Alert, ApprovalRequest, Incident, TimelineEvent
 from bot.web.app import create_app
+from integrations.errors import IntegrationUnavailable
 from tests.alerts.payloads import alert, notification
 from tests.alerts.server import serving
 from tests.watches.fakes import RecordingNotifier, proposer
@@ -226,3 +228,69 @@ def test_an_alert_storm_loses_nothing_and_opens_one_incident_per_model(engine: E
     incidents = rows(engine, Incident)
     assert sorted(i.model for i in incidents) == sorted(f"model-{m}" for m in range(models))
     assert all(a.incident_id is not None for a in stored)
+
+
+def test_concurrent_alerts_for_one_model_make_one_proposal(engine: Engine) -> None:
+    config = make_config(propose=True)
+    make_proposal = proposer(config)
+
+    def slow_proposer(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)  # a real planner asks the deployer and the registry over HTTP
+        return make_proposal(*args, **kwargs)
+
+    app = create_app(engine)
+    app.state.config, app.state.rollback_proposer = config, slow_proposer
+    bodies = [notification(alert(f"fp{i}")) for i in range(4)]
+    with serving(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        send = lambda body: http.post("/alerts/alertmanager", json=body).status_code  # noqa: E731
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(send, bodies))
+
+    assert statuses == [200] * 4
+    [request] = rows(engine, ApprovalRequest)
+    assert request.status == "pending"
+    # The others were told why rather than replacing the one approvers may be reading.
+    refusals = events(engine, "detection.no_proposal")
+    assert len(refusals) == 3
+    assert all("already proposed and awaiting approval" in e.summary for e in refusals)
+
+
+def test_a_deployer_outage_still_stores_the_alert_and_announces_the_incident(
+    engine: Engine,
+) -> None:
+    def deployer_down(*args: Any, **kwargs: Any) -> Any:
+        raise IntegrationUnavailable(
+            "connection refused", integration="kserve", operation="current_state", target="fraud"
+        )
+
+    app = create_app(engine)
+    app.state.config, app.state.rollback_proposer = make_config(propose=True), deployer_down
+    app.state.notifier = notifier = RecordingNotifier()
+    with TestClient(app) as client:
+        assert post(client, notification(alert("fp1"))).status_code == 200
+
+    assert len(rows(engine, Alert)) == 1 and rows(engine, ApprovalRequest) == []
+    [refusal] = events(engine, "detection.no_proposal")
+    assert refusal.summary == (
+        "No rollback proposed for fraud: kserve current_state fraud: connection refused"
+    )
+    assert notifier.kinds() == ["incident_opened"]
+
+
+def test_an_alert_firing_again_after_a_rollback_waits_for_the_cooldown(engine: Engine) -> None:
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, proposer(config)
+    with TestClient(app) as client:
+        post(client, notification(alert("fp1")))
+        with Session(engine) as session:  # approved, and the rollback ran
+            [request] = session.exec(select(ApprovalRequest)).all()
+            request.status = "approved"
+            session.add(request)
+            session.commit()
+        post(client, notification(alert("fp1", status="resolved")))
+        post(client, notification(alert("fp1")))  # flaps a minute later
+
+    assert [r.status for r in rows(engine, ApprovalRequest)] == ["approved"]
+    [refusal] = events(engine, "detection.no_proposal")
+    assert "automatic proposals for fraud wait 1h after one" in refusal.summary

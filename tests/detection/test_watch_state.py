@@ -46,3 +46,14 @@ def test_state_round_trips_through_plain_values() -> None:
     state = WatchState().observe(DEGRADED, now=42.5, policy=POLICY).state.rolled_back(now=99)
     stored = json.loads(json.dumps(state.to_dict()))
     assert WatchState.from_dict(stored) == state
+
+
+def test_a_failed_proposal_is_tried_again_after_a_pause_not_the_cooldown() -> None:
+    step = WatchState().observe(DEGRADED, now=0, policy=POLICY)
+    failed = step.state.proposal_failed(now=0, retry_seconds=300)
+
+    waiting = failed.observe(DEGRADED, now=299, policy=POLICY)
+    assert waiting.propose is False and "trying again in 1s" in waiting.reason
+    retried = waiting.state.observe(DEGRADED, now=300, policy=POLICY)
+    assert retried.propose is True and retried.state.retry_at is None
+    assert WatchState.from_dict(json.loads(json.dumps(failed.to_dict()))) == failed

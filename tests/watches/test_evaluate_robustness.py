@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from bot.config import parse_config
 from bot.store.db import session_scope
-from bot.store.models import ApprovalRequest, DeploymentRecord, Incident, TimelineEvent, WatchState
-from integrations.errors import IntegrationTimeout
-from tests.watches.fakes import FakePrometheus, RecordingNotifier, Serving
+from bot.store.models import (
+    ApprovalRequest,
+    DeploymentRecord,
+    Incident,
+    RunbookRun,
+    TimelineEvent,
+    WatchState,
+)
+from integrations.errors import IntegrationTimeout, IntegrationUnavailable
+from tests.watches.fakes import FakePrometheus, RecordingNotifier, Serving, proposer
 from tests.watches.test_evaluate import CONFIG, NOW, rows, run
 
 AGES = {"old": timedelta(days=30), "new": timedelta(minutes=40)}
@@ -118,3 +126,95 @@ def test_when_no_chunk_can_be_read_the_cycle_changes_nothing(engine: Engine) -> 
         run(engine, config, source)
     assert rows(engine, WatchState) == [] and rows(engine, Incident) == []
     assert rows(engine, TimelineEvent) == []
+
+
+TWO_NEW = {"a": timedelta(minutes=40), "b": timedelta(minutes=40)}
+CONFIG_TWO_NEW = (
+    CONFIG.split("models:")[0]
+    + "models:\n"
+    + "".join(
+        f"  {m}: {{registry: mlflow, deployer: kserve, watch: {{metrics: [error_rate]}}}}\n"
+        for m in TWO_NEW
+    )
+)
+
+
+def test_a_deployer_outage_while_proposing_is_recorded_and_tried_again(engine: Engine) -> None:
+    config = parse_config(CONFIG_TWO_NEW)
+    for model, age in TWO_NEW.items():
+        deploy(engine, model, age)
+    source = FakePrometheus([s for m, age in TWO_NEW.items() for s in servings(m, age, 0.08)])
+    working = proposer(config)
+    deployer_down = True
+
+    def flaky(session: Any, **kwargs: Any) -> Any:
+        if kwargs["model"] == "a" and deployer_down:
+            raise IntegrationUnavailable(
+                "connection refused", integration="kserve", operation="current_state", target="a"
+            )
+        return working(session, **kwargs)
+
+    notifier = RecordingNotifier()
+    run(engine, config, source, proposer=flaky, notifier=notifier)
+
+    # b's proposal is made and announced although a's failed before it.
+    assert [(r.model, r.status) for r in rows(engine, ApprovalRequest)] == [("b", "pending")]
+    assert sorted(i.model for i in rows(engine, Incident)) == ["a", "b"]
+    assert notifier.kinds().count("proposal_created") == 1
+    [refusal] = [e for e in rows(engine, TimelineEvent) if e.kind == "detection.no_proposal"]
+    assert refusal.summary == (
+        "No rollback proposed for a: could not prepare the rollback plan (kserve current_state "
+        "a: connection refused); trying again in 5m"
+    )
+    a_summary = next(
+        post["summary"]
+        for kind, post in notifier.posts
+        if kind == "evidence_posted" and str(post["summary"]).startswith("*a*")
+    )
+    assert "No rollback proposed: could not prepare the rollback plan" in str(a_summary)
+
+    # Not every evaluation, and not only after the hour's cooldown: five minutes later.
+    soon = run(engine, config, source, proposer=flaky, now=NOW + timedelta(minutes=1))
+    assert [e.detection for e in soon] == [None, None]
+    assert "trying again in" in rows_state(engine, "a")["watch"]
+    deployer_down = False
+    later = run(engine, config, source, proposer=flaky, now=NOW + timedelta(minutes=5))
+    assert [e.model for e in later if e.detection is not None] == ["a"]
+    assert sorted((r.model, r.status) for r in rows(engine, ApprovalRequest)) == [
+        ("a", "pending"),
+        ("b", "pending"),
+    ]
+
+
+def rows_state(engine: Engine, model: str) -> dict[str, Any]:
+    [row] = [r for r in rows(engine, WatchState) if r.model == model]
+    return dict(row.last_decision)
+
+
+def test_no_proposal_while_the_models_rollback_runs(engine: Engine) -> None:
+    config = parse_config(CONFIG_TWO_NEW)
+    deploy(engine, "a", TWO_NEW["a"])
+    with session_scope(engine) as session:
+        session.add(
+            RunbookRun(
+                model="a",
+                runbook="immediate-rollback",
+                plan={},
+                plan_hash="x",
+                from_version="2",
+                to_version="1",
+                status="running",
+            )
+        )
+    notifier = RecordingNotifier()
+
+    [evaluation] = run(
+        engine, config, FakePrometheus(servings("a", TWO_NEW["a"], 0.08)), notifier=notifier
+    )
+
+    assert evaluation.state == "degraded"
+    assert rows(engine, ApprovalRequest) == []
+    assert evaluation.detection is not None
+    assert evaluation.detection.no_proposal_reason is not None
+    assert "already has an active rollback: run #" in evaluation.detection.no_proposal_reason
+    assert "proposal_created" not in notifier.kinds()
