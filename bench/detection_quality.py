@@ -309,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     factor = args.step_factor
     shared = [] if args.no_shared else sorted(args.scenarios.glob("*.json"))
+    if not args.no_shared and not shared:
+        parser.error(f"no scenario files (*.json) in {args.scenarios}; pass --scenarios DIR")
     if shared:
         scenarios = [
             parse_scenario(coarsen(json.loads(path.read_text()), factor), source=str(path))

@@ -24,6 +24,8 @@ from bot.store.types import utcnow
 from bot.timeline import record_event
 
 SOURCE = "alertmanager"
+# The incident title's column width; alert names are free text of any length.
+_MAX_TITLE = 500
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _incidents_for(
         incident, opened = incidents.open_or_join(
             session,
             model=model,
-            title=f"{alert.alertname or 'alert'} on {model}",
+            title=f"{alert.alertname or 'alert'} on {model}"[:_MAX_TITLE],
             actor=SOURCE,
             source=SOURCE,
             degraded_at=alert.starts_at,

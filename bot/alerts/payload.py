@@ -11,6 +11,8 @@ from bot.errors import RollbotError
 
 # Alertmanager writes this "zero time" as endsAt while an alert still fires.
 _GO_ZERO_YEAR = 1
+# The longest model name the store keeps.
+MAX_MODEL_NAME = 200
 
 
 class PayloadError(RollbotError):
@@ -38,21 +40,30 @@ class AlertPayload(_Strict):
     generator_url: str | None = Field(default=None, alias="generatorURL", max_length=2000)
     fingerprint: str = Field(min_length=1, max_length=100)
 
-    @field_validator("starts_at", "ends_at")
+    @field_validator("starts_at")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a timezone (RFC 3339)")
+    def _started(cls, value: datetime) -> datetime:
         if value.year == _GO_ZERO_YEAR:
+            raise ValueError("an alert must say when it started; got Go's zero time")
+        return _utc(value)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ended(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.year == _GO_ZERO_YEAR:
             return None
-        return value.astimezone(UTC)
+        return _utc(value)
 
     @property
     def alertname(self) -> str:
         """The alert's name label."""
         return self.labels.get("alertname", "")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (RFC 3339)")
+    return value.astimezone(UTC)
 
 
 class AlertmanagerPayload(_Strict):
@@ -68,15 +79,26 @@ class AlertmanagerPayload(_Strict):
     alerts: list[AlertPayload]
 
 
-def parse_payload(raw: Any) -> AlertmanagerPayload:
-    """Validate a decoded JSON body; PayloadError names the first bad field."""
+def parse_payload(raw: Any, *, model_label: str = "model") -> AlertmanagerPayload:
+    """Validate a decoded JSON body; PayloadError names the first bad field.
+
+    ``model_label`` is the label that names the model: its value must fit a model's name.
+    """
     if not isinstance(raw, dict):
         raise PayloadError("the body must be a JSON object", field=None)
     try:
-        return AlertmanagerPayload.model_validate(raw)
+        payload = AlertmanagerPayload.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise PayloadError(_message(error), field=field_path(error["loc"])) from None
+    for index, alert in enumerate(payload.alerts):
+        model = alert.labels.get(model_label)
+        if model is not None and len(model) > MAX_MODEL_NAME:
+            raise PayloadError(
+                f"a model name has at most {MAX_MODEL_NAME} characters, got {len(model)}",
+                field=f"alerts[{index}].labels.{model_label}",
+            )
+    return payload
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -76,7 +76,25 @@ def _field(raw: Mapping[str, Any], key: str, source: str, kinds: tuple[type, ...
     if isinstance(value, bool) or not isinstance(value, kinds):
         names = " or ".join(kind.__name__ for kind in kinds)
         raise ScenarioError(f"{source}: field '{key}' must be {names}, not {value!r:.40}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScenarioError(f"{source}: field '{key}' must be a finite number, not {value!r}")
     return value
+
+
+def _degraded_from(raw: Mapping[str, Any], source: str) -> float | None:
+    truth = raw.get("truth")
+    if truth is None:
+        return None
+    if not isinstance(truth, dict):
+        raise ScenarioError(f"{source}: field 'truth' must be an object or null")
+    value = truth.get("degraded_from")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScenarioError(
+            f"{source}: field 'truth.degraded_from' must be unix seconds or null, not {value!r:.40}"
+        )
+    return float(value)
 
 
 def _boundaries(raw: Any, source: str) -> dict[str, dict[str, float]]:
@@ -90,7 +108,8 @@ def _boundaries(raw: Any, source: str) -> dict[str, dict[str, float]]:
         for key, value in limits.items():
             if key not in _BOUNDARY_KEYS:
                 raise ScenarioError(f"{source}: field '{where}.{key}' is not a known boundary")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value <= 0:
                 raise ScenarioError(f"{source}: field '{where}.{key}' must be a positive number")
         checked[metric] = {key: float(value) for key, value in limits.items()}
     return checked
@@ -143,8 +162,6 @@ def parse_scenario(raw: Any, *, source: str = "<scenario>") -> Scenario:
     series = _series(_field(raw, "series", source, (dict,)), source, sorted(needed))
     if max((len(v) for v in series.values()), default=0) <= round(offset):
         raise ScenarioError(f"{source}: field 'series' has no samples after 'deploy_at'")
-    truth = raw.get("truth") or {}
-    degraded_from = truth.get("degraded_from") if isinstance(truth, dict) else None
     return Scenario(
         name=str(_field(raw, "name", source, (str,))),
         kind=str(raw.get("kind", "")),
@@ -156,7 +173,7 @@ def parse_scenario(raw: Any, *, source: str = "<scenario>") -> Scenario:
         series=series,
         baseline_version=str(raw.get("baseline_version", "")),
         candidate_version=str(raw.get("candidate_version", "")),
-        degraded_from=None if degraded_from is None else float(degraded_from),
+        degraded_from=_degraded_from(raw, source),
         source=source,
     )
 

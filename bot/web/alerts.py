@@ -20,16 +20,19 @@ router = APIRouter()
 @router.post("/alerts/alertmanager")
 async def alertmanager_webhook(request: Request) -> JSONResponse:
     """Validate, then store the whole batch in one transaction; 400 names the bad field."""
+    state = request.app.state
+    config = _config(state)
     try:
-        payload = parse_payload(_json(await request.body()))
+        payload = parse_payload(
+            _json(await request.body()), model_label=config.alertmanager.model_label
+        )
     except PayloadError as exc:
         return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)
-    state = request.app.state
     result = await run_in_threadpool(
         receive_notification,
         state.engine,
         payload=payload,
-        config=_config(state),
+        config=config,
         proposer=_proposer(state),
         notifier=getattr(state, "notifier", None),
     )

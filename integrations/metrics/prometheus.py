@@ -47,7 +47,7 @@ class PrometheusSource:
         params = {"time": str(at.timestamp())} if at is not None else None
         with self._mapped("query", promql):
             result = self._client.custom_query(promql, params=params)
-            return [_series(item, item.get("value") and [item["value"]]) for item in result]
+            return [_series(item, "value") for item in result]
 
     def query_range(
         self, promql: str, *, start: datetime, end: datetime, step_seconds: float
@@ -57,7 +57,7 @@ class PrometheusSource:
             result = self._client.custom_query_range(
                 promql, start_time=start, end_time=end, step=f"{step_seconds:g}s"
             )
-            return [_series(item, item.get("values")) for item in result]
+            return [_series(item, "values") for item in result]
 
     @contextmanager
     def _mapped(self, operation: str, promql: str) -> Iterator[None]:
@@ -91,7 +91,13 @@ def _status_error(message: str, where: Where) -> Exception:
     return InvalidRequest(text, **where)
 
 
-def _series(item: dict[str, Any], values: Any) -> Series:
+def _series(item: Any, key: str) -> Series:
+    """One result item: ``value`` holds an instant query's sample, ``values`` a range's."""
+    if not isinstance(item, dict):
+        raise TypeError(f"a result item is {type(item).__name__}, not an object")
+    values = item.get(key)
+    if key == "value":
+        values = [values] if values else []
     samples = [(float(ts), float(value)) for ts, value in (values or [])]
     return Series(labels=dict(item.get("metric", {})), samples=samples)
 

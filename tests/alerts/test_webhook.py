@@ -19,7 +19,7 @@ from bot.config.models import RollbotConfig
 from bot.store.models import Alert, ApprovalRequest, Incident, TimelineEvent
 from bot.web.app import create_app
 from integrations.errors import IntegrationUnavailable
-from tests.alerts.payloads import alert, notification
+from tests.alerts.payloads import GO_ZERO, alert, notification
 from tests.alerts.server import serving
 from tests.watches.fakes import RecordingNotifier, proposer
 
@@ -146,6 +146,12 @@ MALFORMED = [
         "timezone",
     ),
     ("alerts[3].startsAt", lambda b: b["alerts"][3].update(startsAt="soon"), "datetime"),
+    ("alerts[3].startsAt", lambda b: b["alerts"][3].update(startsAt=GO_ZERO), "zero time"),
+    (
+        "alerts[3].labels.model",
+        lambda b: b["alerts"][3]["labels"].update(model="m" * 201),
+        "at most 200 characters, got 201",
+    ),
 ]
 
 
@@ -294,3 +300,13 @@ def test_an_alert_firing_again_after_a_rollback_waits_for_the_cooldown(engine: E
     assert [r.status for r in rows(engine, ApprovalRequest)] == ["approved"]
     [refusal] = events(engine, "detection.no_proposal")
     assert "automatic proposals for fraud wait 1h after one" in refusal.summary
+
+
+def test_an_alert_name_of_any_length_is_stored(client: TestClient, engine: Engine) -> None:
+    response = post(client, notification(alert("fp1", alertname="A" * 600)))
+
+    assert response.status_code == 200
+    [incident] = rows(engine, Incident)
+    assert incident.title == ("A" * 600 + " on fraud")[:500]
+    [stored] = rows(engine, Alert)
+    assert stored.alertname == "A" * 200

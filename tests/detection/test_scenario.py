@@ -124,6 +124,14 @@ def test_replay_files_yields_one_json_object_per_file(tmp_path: Path) -> None:
         (lambda d: d["series"]["errors"].pop(), "series"),
         (lambda d: d.update(deploy_at=d["start"] + 7), "deploy_at"),
         (lambda d: d.update(name=5), "name"),
+        (lambda d: d.update(start=float("nan")), "start"),
+        (lambda d: d.update(min_sustain_seconds=float("inf")), "min_sustain_seconds"),
+        (
+            lambda d: d["boundaries"]["error_rate"].update(max_ratio_to_baseline=float("nan")),
+            "boundaries.error_rate.max_ratio_to_baseline",
+        ),
+        (lambda d: d.update(truth={"degraded_from": "soon"}), "truth.degraded_from"),
+        (lambda d: d.update(truth=[1]), "truth"),
     ],
 )
 def test_a_malformed_scenario_names_the_file_and_the_field(
