@@ -85,12 +85,14 @@ def watches_job(runtime: Runtime) -> PeriodicJob:
 
 
 def approvals_expiry_job(runtime: Runtime) -> PeriodicJob:
-    """Expire rollback requests past their deadline every 30 s and update their cards."""
-    from bot.approvals.expiry import expire_requests
+    """Every 30 s: expire requests past their deadline and update their cards, and post the
+    cards of pending requests that never reached Slack."""
+    from bot.approvals.expiry import expire_requests, post_unposted
 
     notifier = runtime_notifier(runtime)
 
     def expire() -> None:
         expire_requests(runtime.engine, notifier=notifier)
+        post_unposted(runtime.engine, notifier=notifier)
 
     return PeriodicJob(name="approvals-expiry", interval=timedelta(seconds=30), run=expire)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.approvals import service
-from bot.approvals.expiry import expire_requests
+from bot.approvals.expiry import expire_requests, post_unposted
 from bot.approvals.policy import PolicySnapshot, is_approver
 from bot.config.models import ApprovalPolicy
 from bot.errors import PolicyViolation
@@ -38,22 +38,28 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.decided: list[int] = []
+        self.posted: list[int] = []
 
     def proposal_decided(self, *, request_id: int) -> None:
         self.decided.append(request_id)
+
+    def proposal_created(self, *, request_id: int) -> None:
+        self.posted.append(request_id)
 
     def __getattr__(self, name: str) -> Any:
         return lambda **_: None
 
 
-def _request(engine: Engine, *, created_ago: timedelta = timedelta(0)) -> int:
+def _request(
+    engine: Engine, *, created_ago: timedelta = timedelta(0), model: str = PLAN.model
+) -> int:
     with session_scope(engine) as session:
         incident, _ = incidents.open_or_join(
-            session, model=PLAN.model, title="degraded", actor="watch", source="detector"
+            session, model=model, title="degraded", actor="watch", source="detector"
         )
         request = service.create_request(
             session,
-            plan=PLAN,
+            plan=PLAN.model_copy(update={"model": model}),
             incident=incident,
             policy_name="default",
             policy=POLICY,
@@ -80,6 +86,29 @@ def test_overdue_requests_expire_and_their_cards_update(engine: Engine) -> None:
         kinds = [e.kind for e in session.exec(select(TimelineEvent))]
         assert kinds[-1] == "approval.expired"
     assert expire_requests(engine, notifier=notifier) == []
+
+
+def test_cards_that_never_reached_slack_are_posted_again(engine: Engine) -> None:
+    missed = _request(engine, created_ago=timedelta(minutes=2))
+    cancelled = _request(engine, created_ago=timedelta(minutes=2), model="churn")
+    with session_scope(engine) as session:
+        request = session.get(ApprovalRequest, cancelled)
+        assert request is not None
+        request.status = "cancelled"  # superseded: only pending requests need a card
+        session.add(request)
+    fresh = _request(engine, created_ago=timedelta(seconds=10), model="ranker")
+    notifier = RecordingNotifier()
+
+    assert post_unposted(engine, notifier=notifier) == [missed]
+    assert notifier.posted == [missed]
+
+    with session_scope(engine) as session:
+        request = session.get(ApprovalRequest, missed)
+        assert request is not None
+        request.slack_channel, request.slack_ts = "C1", "1.0"  # what posting it records
+        session.add(request)
+    later = utcnow() + timedelta(minutes=2)
+    assert post_unposted(engine, notifier=notifier, now=later) == [fresh]
 
 
 def test_requests_inside_their_time_do_not_expire(engine: Engine) -> None:
