@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 try:  # Typer 0.29 vendors Click; its exceptions live there.
     from typer._click import exceptions as click_errors
@@ -21,6 +22,7 @@ from bot.cli import replay as replay_command
 from bot.cli import runbooks as runbooks_command
 from bot.cli.context import load_runtime
 from bot.errors import RollbotError
+from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +119,23 @@ def main() -> None:
     except RollbotError as exc:
         typer.echo(f"rollbot: {exc}", err=True)
         sys.exit(1)
+    except (DBAPIError, IntegrationError, OSError) as exc:
+        typer.echo(f"rollbot: {_problem(exc)}", err=True)
+        sys.exit(1)
     if isinstance(exit_code, int) and exit_code:
         sys.exit(exit_code)
+
+
+def _problem(exc: Exception) -> str:
+    """One line for what the commands do not catch themselves: the database, a file, a peer."""
+    if isinstance(exc, DBAPIError):
+        cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
+            return f"the database lacks Rollbot's tables ({cause}): run `rollbot db upgrade`"
+        return f"database error: {cause}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Args, BoltRequest
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
+from bot.errors import ConfigError, RollbotError
 from bot.slack.commands import Usage, parse, usage_text
 from bot.slack.follow_ups import FollowUpRunner, user_message
 from bot.slack.ids import ActionId, CallbackId
@@ -53,15 +55,25 @@ def create_slack_app(
     With ``run_follow_ups`` this process also does the work the listeners leave; without it,
     another process's runner (the worker) does.
     """
-    app = RollbotSlackApp(
-        client=client,
-        token=client.token,
-        signing_secret=signing_secret or "",
-        request_verification_enabled=not socket_mode,
-        # Listeners only parse and ack, so running them before the response costs nothing
-        # and spares bolt's ack polling and a thread hop.
-        process_before_response=True,
-    )
+    try:
+        # Bolt checks the token with Slack (auth.test) here.
+        app = RollbotSlackApp(
+            client=client,
+            signing_secret=signing_secret or "",
+            request_verification_enabled=not socket_mode,
+            # Listeners only parse and ack, so running them before the response costs nothing
+            # and spares bolt's ack polling and a thread hop.
+            process_before_response=True,
+        )
+    except BoltError as exc:
+        raise ConfigError(
+            f"Slack at {client.base_url} refused the bot token ({exc}); check SLACK_BOT_TOKEN"
+        ) from None
+    except OSError as exc:
+        raise RollbotError(
+            f"cannot reach Slack at {client.base_url} to check the bot token "
+            f"({getattr(exc, 'reason', exc)}); set SLACK_API_URL if Slack's Web API is elsewhere"
+        ) from None
     app.follow_ups = FollowUpRunner(surface, client)
     if run_follow_ups:
         app.follow_ups.start()

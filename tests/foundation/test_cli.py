@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.store import migrate
+from bot.incidents import service as incidents
+from bot.store import migrate, session_scope
+from bot.store.db import make_engine
 from tests.support.processes import rollbot_env, run_rollbot
 
 
@@ -79,3 +81,26 @@ def test_a_watch_without_a_metrics_source_stops_the_worker(tmp_path: Path) -> No
         "rollbot: models fraud have a watch but no metrics source: "
         "set metrics.url or PROMETHEUS_URL"
     ]
+
+
+def test_a_database_without_tables_is_one_line_saying_how_to_fix_it(tmp_path: Path) -> None:
+    result = run_rollbot(["audit", "verify"], _env(tmp_path))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("rollbot: the database lacks Rollbot's tables (no such table: ")
+    assert line.endswith("): run `rollbot db upgrade`")
+
+
+def test_a_missing_output_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert run_rollbot(["db", "upgrade"], env).returncode == 0
+    engine = make_engine(env["DATABASE_URL"])
+    with session_scope(engine) as session:
+        incidents.open_or_join(session, model="fraud", title="t", actor="UALICE", source="cli")
+    engine.dispose()
+    out = tmp_path / "nowhere" / "pm.html"
+
+    result = run_rollbot(["postmortem", "1", "--format", "html", "--out", str(out)], env)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"rollbot: {out}: No such file or directory"]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.fake_slack import FakeSlack
 from tests.support.postgres import free_port
-from tests.support.processes import ROLLBOT, rollbot_env, wait_for_http
+from tests.support.processes import ROLLBOT, rollbot_env, run_rollbot, wait_for_http
 from tests.support.slack_signing import SIGNING_SECRET, signed_headers, slash_command
 
 
@@ -56,3 +56,46 @@ def test_the_web_process_answers_the_configured_command(
     assert "`/rb incident declare" in response.json()["text"]
     assert forged.status_code == 401
     assert fake_slack.calls_to("auth.test"), "the bot token was checked against SLACK_API_URL"
+
+
+def _slack_env(tmp_path: Path, api_url: str) -> dict[str, str]:
+    config = tmp_path / "rollbot.yaml"
+    config.write_text("version: 1\n")
+    return rollbot_env(
+        f"sqlite:///{tmp_path / 'r.db'}",
+        config,
+        PORT=str(free_port()),
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api_url,
+    )
+
+
+def _the_error(stderr: str) -> str:
+    """The one plain line among the JSON log lines (the Slack client logs its attempts)."""
+    [line] = [line for line in stderr.splitlines() if not line.startswith("{")]
+    return line
+
+
+def test_a_rejected_bot_token_stops_the_web_process_in_one_line(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.state.failing["auth.test"] = "invalid_auth"
+
+    result = run_rollbot(["web"], _slack_env(tmp_path, fake_slack.api_url))
+
+    assert result.returncode == 1
+    line = _the_error(result.stderr)
+    assert line.startswith(f"rollbot: Slack at {fake_slack.api_url} refused the bot token (")
+    assert "invalid_auth" in line and line.endswith("check SLACK_BOT_TOKEN")
+
+
+def test_an_unreachable_slack_stops_the_web_process_in_one_line(tmp_path: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}/api/"
+
+    result = run_rollbot(["web"], _slack_env(tmp_path, nobody))
+
+    assert result.returncode == 1
+    line = _the_error(result.stderr)
+    assert line.startswith(f"rollbot: cannot reach Slack at {nobody} to check the bot token (")
+    assert line.endswith("set SLACK_API_URL if Slack's Web API is elsewhere")
