@@ -73,6 +73,12 @@ def web(
             "ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open to anyone "
             "who reaches this address, and corrections from them are off"
         )
+    if not runtime.settings.rollbot_alertmanager_token:
+        log.warning(
+            "ROLLBOT_ALERTMANAGER_TOKEN is not set: anyone who reaches this address can post "
+            "alerts to /alerts/alertmanager%s",
+            " and so propose rollbacks" if runtime.config.alertmanager.propose_rollback else "",
+        )
     freeze_startup_heap()
     uvicorn.run(
         web_app,

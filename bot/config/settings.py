@@ -20,3 +20,4 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     prometheus_url: str | None = None
     rollbot_web_token: str | None = None
+    rollbot_alertmanager_token: str | None = None

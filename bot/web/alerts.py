@@ -13,13 +13,29 @@ from starlette.concurrency import run_in_threadpool
 from bot.alerts.flows import receive_notification
 from bot.alerts.payload import PayloadError, parse_payload
 from bot.config import RollbotConfig, Settings, load_config
+from bot.web.access import carries
 
 router = APIRouter()
 
 
 @router.post("/alerts/alertmanager")
 async def alertmanager_webhook(request: Request) -> JSONResponse:
-    """Validate, then store the whole batch in one transaction; 400 names the bad field."""
+    """Validate, then store the whole batch in one transaction; 400 names the bad field.
+
+    With ROLLBOT_ALERTMANAGER_TOKEN set, a notification must carry it (Alertmanager's
+    ``http_config``: ``authorization`` or ``basic_auth``), else 401 and nothing is read.
+    """
+    expected = Settings().rollbot_alertmanager_token
+    if expected and not carries(request, expected):
+        return JSONResponse(
+            {
+                "error": "this endpoint needs ROLLBOT_ALERTMANAGER_TOKEN, as a Bearer token or "
+                "the basic_auth password of the webhook receiver",
+                "field": None,
+            },
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="Rollbot alerts"'},
+        )
     state = request.app.state
     config = _config(state)
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.config import RollbotConfig, Settings, load_config
 from bot.errors import NotFoundError
 from bot.postmortem.flows import build_facts, chart_png, correct_key_time, render_document
+from bot.web.access import carries
 
 router = APIRouter()
 
@@ -73,18 +72,7 @@ def _reader_refusal(request: Request) -> Response | None:
     ``rollbot web`` warns of that when it starts.
     """
     expected = Settings().rollbot_web_token
-    if not expected:
-        return None
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    given = credentials.strip()
-    if scheme.lower() == "basic":
-        try:
-            given = base64.b64decode(given, validate=True).decode("utf-8").partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            given = ""
-    elif scheme.lower() != "bearer":
-        given = ""
-    if given and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+    if not expected or carries(request, expected):
         return None
     return PlainTextResponse(
         "this incident page needs the access token: give ROLLBOT_WEB_TOKEN as the password",

@@ -100,11 +100,16 @@ def seed_history(engine: Engine, state: Path, deployed: datetime) -> None:
             session.add(DeploymentRecord(model=name, version="2", started_at=deployed))
 
 
+ALERTS_TOKEN = "am-token-1"
+
+
 @pytest.fixture
-def stack(engine: Engine, tmp_path: Path) -> Iterator[Stack]:
+def stack(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     reason = prometheus_missing_reason()
     if reason:
         unavailable(reason)
+    # Alertmanager must send the token the endpoint asks for, as operators configure it.
+    monkeypatch.setenv("ROLLBOT_ALERTMANAGER_TOKEN", ALERTS_TOKEN)
     # Timestamps from when the test runs, so the rule's window still covers the history.
     now = time.time()
     deployed = now - 30 * 60
@@ -123,7 +128,9 @@ def stack(engine: Engine, tmp_path: Path) -> Iterator[Stack]:
         app.state.notifier = SlackNotifier(client, engine=engine, config=config)
         with (
             serving(app) as web,
-            running_alertmanager(tmp_path, webhook_url=f"{web}/alerts/alertmanager") as am,
+            running_alertmanager(
+                tmp_path, webhook_url=f"{web}/alerts/alertmanager", bearer_token=ALERTS_TOKEN
+            ) as am,
             running_prometheus(
                 tmp_path, served, rules=ERROR_RATE_ALERT_RULES, alertmanager_url=am.url
             ) as prom,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import time
 from collections.abc import Iterator
@@ -310,3 +311,34 @@ def test_an_alert_name_of_any_length_is_stored(client: TestClient, engine: Engin
     assert incident.title == ("A" * 600 + " on fraud")[:500]
     [stored] = rows(engine, Alert)
     assert stored.alertname == "A" * 200
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        ("Bearer wrong", 401),
+        ("Bearer am-secret", 200),
+        ("Basic " + base64.b64encode(b"alertmanager:am-secret").decode(), 200),
+    ],
+    ids=["none", "wrong", "bearer", "basic"],
+)
+def test_with_a_token_set_only_notifications_carrying_it_are_read(
+    client: TestClient,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    authorization: str | None,
+    status: int,
+) -> None:
+    monkeypatch.setenv("ROLLBOT_ALERTMANAGER_TOKEN", "am-secret")
+    headers = {"authorization": authorization} if authorization else {}
+
+    response = client.post("/alerts/alertmanager", json=notification(alert("fp1")), headers=headers)
+
+    assert response.status_code == status
+    if status == 401:
+        assert "ROLLBOT_ALERTMANAGER_TOKEN" in response.json()["error"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert rows(engine, Alert) == [] and rows(engine, Incident) == []
+    else:
+        assert len(rows(engine, Alert)) == 1

@@ -50,8 +50,10 @@ def alertmanager_config(
     group_wait: str = "1s",
     group_interval: str = "2s",
     repeat_interval: str = "1m",
+    bearer_token: str | None = None,
 ) -> str:
-    """A configuration routing every alert to ``webhook_url``, resolved alerts included."""
+    """A configuration routing every alert to ``webhook_url``, resolved alerts included,
+    with ``Authorization: Bearer`` when a token is given."""
     labels = ", ".join(group_by)
     return (
         "route:\n"
@@ -65,6 +67,13 @@ def alertmanager_config(
         "    webhook_configs:\n"
         f"      - url: {webhook_url}\n"
         "        send_resolved: true\n"
+        + (
+            "        http_config:\n"
+            "          authorization:\n"
+            f"            credentials: {bearer_token}\n"
+            if bearer_token
+            else ""
+        )
     )
 
 
