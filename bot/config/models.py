@@ -94,6 +94,7 @@ class ModelConfig(Section):
     safe_version: SafeVersionPolicy = SafeVersionPolicy()
     components: list[ComponentConfig] = Field(default_factory=list)
     watch: WatchConfig | None = None
+    # Slack user or user-group ids invited to the model's incident channels, with responders.
     owners: list[str] = Field(default_factory=list)
 
 

@@ -91,9 +91,10 @@ class SlackNotifier:
                 day=incident.created_at,
             )
             declared_by = incident.declared_by
+            model = self._config.models.get(incident.model or "")
             headline = self._headline(session, incident)
         channel = channels.create_channel(self._client, name=name)
-        people = [*self._config.slack.responders]
+        people = [*self._config.slack.responders, *(model.owners if model else [])]
         if declared_by and declared_by.startswith("U"):
             people.append(declared_by)
         channels.invite(self._client, channel=channel, users=self._directory.expand(people))

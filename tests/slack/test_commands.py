@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.incidents import service as incidents
+from bot.store import session_scope
 from bot.store.models import ApprovalRequest, Incident, TimelineEvent
-from tests.slack.conftest import MODEL, Rollbot
+from tests.slack.conftest import MODEL, Rollbot, World, build_surface, rollbot_config
 from tests.slack.helpers import command, propose
+from tests.support.fake_slack import FakeSlack
 from tests.support.slack_signing import slash_command
 
 
@@ -141,3 +146,25 @@ def test_runbook_show_and_models(rollbot: Rollbot) -> None:
     listed = command(rollbot, "models", user="UALICE")
     assert listed.startswith(f"• `{MODEL}` serving unknown · last safe unknown (local"), listed
     assert _count(rollbot, ApprovalRequest) == 0
+
+
+def test_the_models_owners_are_invited_to_its_incident_channel(
+    engine: Engine, fake_slack: FakeSlack
+) -> None:
+    fake_slack.state.usergroups["SOWNERS"] = ["UDANA", "UERIN"]
+    config = rollbot_config()
+    owned = config.models[MODEL].model_copy(update={"owners": ["UOWNER", "SOWNERS"]})
+    config = config.model_copy(update={"models": {MODEL: owned}})
+    client = WebClient(token="xoxb-test", base_url=fake_slack.api_url)
+    surface = build_surface(engine, client, World(), config)
+    with session_scope(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session, model=MODEL, title="degraded", actor="rollbot", source="watch"
+        )
+        incident_id = incident.id
+    assert incident_id is not None
+
+    surface.notifier.incident_opened(incident_id=incident_id)
+
+    [invite] = fake_slack.calls_to("conversations.invite")
+    assert sorted(invite.args["users"].split(",")) == ["UDANA", "UERIN", "UOWNER"]
