@@ -36,6 +36,7 @@ from bot.detection.windows import (
     no_healthy_gap,
     part_steps,
     remainder_segments,
+    set_aside_steps,
     stretches,
     worst_stretch_start,
 )
@@ -145,8 +146,11 @@ def _test_window(
     if sum(excess[window.first : window.end]) <= 0:
         # Setting a stretch aside only lowers the excess, so this window cannot show one.
         return None
-    set_aside = worst_stretch_start(excess, window, blip_steps)
-    segments = remainder_segments(steps.present, window, set_aside, blip_steps)
+    aside = set_aside_steps(blip_steps, settings)
+    if window.length <= aside:
+        return None
+    start = worst_stretch_start(excess, window, aside)
+    segments = remainder_segments(steps.present, window, range(start, start + aside), blip_steps)
     kept = [index for segment in segments for index in segment]
     totals = steps.totals(kept)
     if totals[1] <= 0:
@@ -166,7 +170,7 @@ def _test_window(
     p_value = p_excess(baseline, limit, totals)
     whole = p_excess(baseline, limit, steps.totals(range(window.first, window.end)))
     return _Test(
-        window, totals[0], totals[1], p_value, spread_out, limit, blip_steps, whole, visible, even
+        window, totals[0], totals[1], p_value, spread_out, limit, aside, whole, visible, even
     )
 
 

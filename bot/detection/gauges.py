@@ -22,6 +22,7 @@ from bot.detection.windows import (
     no_healthy_gap,
     part_steps,
     remainder_segments,
+    set_aside_steps,
     stretches,
     worst_stretch_start,
 )
@@ -148,8 +149,11 @@ class _GaugeJudge:
         if beyond * 2 <= window.length - within:
             # The median is not beyond the limit, and setting a stretch aside cannot change that.
             return None
-        set_aside = worst_stretch_start(excess, window, blip_steps)
-        segments = remainder_segments(self.present, window, set_aside, blip_steps)
+        aside = set_aside_steps(blip_steps, self.settings)
+        if window.length <= aside:
+            return None
+        start = worst_stretch_start(excess, window, aside)
+        segments = remainder_segments(self.present, window, range(start, start + aside), blip_steps)
         kept = self.kept_values([index for segment in segments for index in segment])
         needed = max(self.min_samples, math.ceil(blip_steps * self.min_sustain_fraction))
         if len(kept) < needed:
@@ -172,7 +176,7 @@ class _GaugeJudge:
             spread_out = no_healthy_gap(quiet, part, self.settings)
         p_value = self.p_excess(kept, limit)
         whole = self.p_excess(self.kept_values(range(window.first, window.end)), limit)
-        return _Test(window, median(kept), len(kept), p_value, spread_out, limit, blip_steps, whole)
+        return _Test(window, median(kept), len(kept), p_value, spread_out, limit, aside, whole)
 
     def plain_test(self, window: Window, limit: _Limit) -> _Test | None:
         kept = self.kept_values(range(window.first, window.end))

@@ -51,6 +51,11 @@ class DetectorSettings:
     # sustain time, says too little to act on.
     min_gauge_samples: int = 3
     min_gauge_sustain_fraction: float = 0.5
+    # A blip shorter than the sustain time can touch one step more than it fills. With at
+    # least this many steps per sustain time that step holds little of it and the tests of
+    # the rest absorb it; with coarser steps (a 1-minute step against 3 minutes) it is set
+    # aside as well.
+    fine_steps_per_sustain: int = 12
 
 
 DEFAULT_SETTINGS = DetectorSettings()
@@ -91,6 +96,11 @@ def sustain_steps(min_sustain_seconds: float, step_seconds: float) -> int:
     return max(1, math.ceil(min_sustain_seconds / step_seconds - 1e-9))
 
 
+def set_aside_steps(blip_steps: int, settings: DetectorSettings) -> int:
+    """How many steps the worst blip-length stretch covers (see ``fine_steps_per_sustain``)."""
+    return blip_steps + (1 if blip_steps < settings.fine_steps_per_sustain else 0)
+
+
 def candidate_windows(
     available_steps: int, blip_steps: int, settings: DetectorSettings
 ) -> list[Window]:
@@ -121,7 +131,7 @@ def worst_stretch_start(excess: Sequence[float], window: Window, blip_steps: int
 
 
 def remainder_segments(
-    present: Sequence[bool], window: Window, set_aside_start: int, blip_steps: int
+    present: Sequence[bool], window: Window, set_aside: range, blip_steps: int
 ) -> list[list[int]]:
     """The window's steps with data outside the set-aside stretch, in blip-length segments.
 
@@ -130,7 +140,7 @@ def remainder_segments(
     kept = [
         index
         for index in range(window.first, window.end)
-        if present[index] and not set_aside_start <= index < set_aside_start + blip_steps
+        if present[index] and index not in set_aside
     ]
     count = max(2, (window.length - blip_steps) // blip_steps)
     bounds = [round(i * len(kept) / count) for i in range(count + 1)]
