@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -22,15 +23,21 @@ from integrations.errors import IntegrationTimeout, IntegrationUnavailable
 from tests.watches.fakes import FakePrometheus, RecordingNotifier, Serving, proposer
 from tests.watches.test_evaluate import CONFIG, NOW, rows, run
 
-AGES = {"old": timedelta(days=30), "new": timedelta(minutes=40)}
-CONFIG_TWO = (
-    CONFIG.split("models:")[0]
-    + "models:\n"
-    + "".join(
-        f"  {m}: {{registry: mlflow, deployer: kserve, watch: {{metrics: [error_rate]}}}}\n"
-        for m in AGES
+
+def watching(models: Iterable[str]) -> str:
+    """The test configuration with an error-rate watch on each of ``models``."""
+    return (
+        CONFIG.split("models:")[0]
+        + "models:\n"
+        + "".join(
+            f"  {m}: {{registry: mlflow, deployer: kserve, watch: {{metrics: [error_rate]}}}}\n"
+            for m in models
+        )
     )
-)
+
+
+AGES = {"old": timedelta(days=30), "new": timedelta(minutes=40)}
+CONFIG_TWO = watching(AGES)
 
 
 def deploy(engine: Engine, model: str, age: timedelta) -> None:
@@ -129,14 +136,7 @@ def test_when_no_chunk_can_be_read_the_cycle_changes_nothing(engine: Engine) -> 
 
 
 TWO_NEW = {"a": timedelta(minutes=40), "b": timedelta(minutes=40)}
-CONFIG_TWO_NEW = (
-    CONFIG.split("models:")[0]
-    + "models:\n"
-    + "".join(
-        f"  {m}: {{registry: mlflow, deployer: kserve, watch: {{metrics: [error_rate]}}}}\n"
-        for m in TWO_NEW
-    )
-)
+CONFIG_TWO_NEW = watching(TWO_NEW)
 
 
 def test_a_deployer_outage_while_proposing_is_recorded_and_tried_again(engine: Engine) -> None:
