@@ -224,12 +224,17 @@ def verify_approved(session: Session, *, request_id: int, plan_hash: str) -> Non
 
 
 def expire_due(session: Session, *, now: datetime | None = None) -> list[int]:
-    """Mark pending requests past their expiry as expired; the ids that expired."""
+    """Mark pending requests past their expiry as expired; the ids that expired.
+
+    Rows are locked as a click locks them; one being decided right now is left for the next
+    pass, so an approval granted in time is never overwritten.
+    """
     now = now or utcnow()
     due = session.exec(
         select(ApprovalRequest)
         .where(ApprovalRequest.status == ApprovalStatus.PENDING)
         .where(col(ApprovalRequest.expires_at) <= now)
+        .with_for_update(skip_locked=True)
     ).all()
     expired: list[int] = []
     for request in due:

@@ -11,6 +11,8 @@ the API server refuse it instead of changing the wrong container.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from integrations.deployers.base import DeploymentState, DeployTarget
@@ -73,15 +75,15 @@ class KubernetesDeployer(KubeObjectDeployer):
             raise InvalidRequest(f"version {version!r} cannot go into a container", **where)
 
         obj = self._read(target, operation)
-        index, container = _container(obj, target, where)
-        # A retried step must not start a second rollout.
-        if _container_version(container, target) == version:
-            return self._state(target, obj, operation)
-
-        operations = _version_operations(index, container, target, version)
-        operations += _annotation_operations(
-            obj, {VERSION_ANNOTATION: version, IDEMPOTENCY_ANNOTATION: idempotency_key}
-        )
+        with _malformed_is_invalid(where):
+            index, container = _container(obj, target, where)
+            # A retried step must not start a second rollout.
+            if _container_version(container, target) == version:
+                return self._state(target, obj, operation)
+            operations = _version_operations(index, container, target, version)
+            operations += _annotation_operations(
+                obj, {VERSION_ANNOTATION: version, IDEMPOTENCY_ANNOTATION: idempotency_key}
+            )
         patched = self._kube.json_patch(
             self._path(target),
             [
@@ -101,9 +103,10 @@ class KubernetesDeployer(KubeObjectDeployer):
 
     def _state(self, target: DeployTarget, obj: JsonObject, operation: str) -> DeploymentState:
         where = self._where(target, operation)
-        _, container = _container(obj, target, where)
-        ready, message = _rollout_status(obj)
-        version = _container_version(container, target)
+        with _malformed_is_invalid(where):
+            _, container = _container(obj, target, where)
+            ready, message = _rollout_status(obj)
+            version = _container_version(container, target)
         if version is None:
             message = "; ".join(
                 filter(
@@ -113,6 +116,15 @@ class KubernetesDeployer(KubeObjectDeployer):
         return DeploymentState(
             target=self._describe(target), version=version, ready=ready, message=message
         )
+
+
+@contextmanager
+def _malformed_is_invalid(where: Where) -> Iterator[None]:
+    """A Deployment whose fields have unexpected types is refused, not a crash."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise InvalidRequest(f"malformed Deployment: {type(exc).__name__}: {exc}", **where) from exc
 
 
 def _rv(obj: JsonObject) -> Any:

@@ -143,3 +143,36 @@ def test_a_policy_with_no_approvers_named_lets_anyone_approve() -> None:
     assert is_approver("UANYONE", open_policy, lambda group: frozenset())
     assert not is_approver("UANYONE", POLICY, lambda group: frozenset())
     assert PolicySnapshot.from_dict(POLICY.to_dict()) == POLICY
+
+
+def test_expiry_leaves_alone_a_request_being_approved_in_time(engine: Engine, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises the click and the expiry job; the race needs row locks")
+    request_id = _request(engine, created_ago=timedelta(minutes=10) - timedelta(seconds=1))
+    with Session(engine) as session:
+        request = session.get(ApprovalRequest, request_id)
+        assert request is not None
+        deadline = request.expires_at
+    click = Session(engine)  # an approve click half a second before the deadline, not committed
+    outcome = service.decide(
+        click,
+        request_id=request_id,
+        user="UBOB",
+        decision="approve",
+        members_of=lambda group: frozenset(),
+        current_plan_hash=None,
+        start_run=create_run,
+        now=deadline - timedelta(seconds=0.5),
+    )
+    assert outcome.status == "approved"
+
+    # The expiry job runs at the deadline while the click's transaction is still open.
+    with session_scope(engine) as session:
+        expired = service.expire_due(session, now=deadline + timedelta(seconds=0.1))
+    click.commit()
+    click.close()
+
+    assert expired == []
+    with Session(engine) as session:
+        request = session.get(ApprovalRequest, request_id)
+        assert request is not None and request.status == "approved"

@@ -340,3 +340,29 @@ def test_unreadable_token_file_is_an_auth_failure(tmp_path: Path) -> None:
 
     with pytest.raises(AuthFailed, match="cannot read the service-account token"):
         KubernetesDeployer(client).current_state(IMAGE_TARGET)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metadata": None, "spec": None},
+        {"metadata": {}, "spec": {"template": {"spec": {"containers": ["model"]}}}},
+        {
+            "metadata": {"generation": 2},
+            "status": {"observedGeneration": "2"},
+            "spec": {"template": {"spec": {"containers": [{"name": "model", "image": "x"}]}}},
+        },
+    ],
+    ids=["null-sections", "container-not-object", "generation-as-text"],
+)
+def test_a_malformed_deployment_is_an_invalid_request(body: dict[str, Any]) -> None:
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    client = KubeClient(httpx.Client(transport=answer), KubeConfig(api_url=API_URL, token=TOKEN))
+    deployer = KubernetesDeployer(client)
+
+    for call in (
+        lambda: deployer.current_state(IMAGE_TARGET),
+        lambda: shift(deployer, IMAGE_TARGET, "3"),
+    ):
+        with pytest.raises(InvalidRequest, match=r"malformed Deployment: "):
+            call()
