@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,7 @@ from pydantic import BaseModel
 from bot.errors import RollbotError
 from bot.runs.contracts import Action, StepContext
 from bot.runs.retry import DeadlineExceeded, call_with_deadline
+from bot.runs.service import COMPENSATION
 from bot.store.models import StepRun
 from integrations.errors import IntegrationError
 
@@ -37,7 +40,13 @@ def perform(
     step: StepRun,
     timeout: float,
 ) -> dict[str, Any] | StepFailure:
-    """The action's output as plain JSON, or why it failed."""
+    """The action's output as plain JSON, or why it failed.
+
+    An undo first waits (up to half its own deadline) for a timed-out call of the step it
+    undoes, so that a late landing does not follow its undo.
+    """
+    if step.phase == COMPENSATION:
+        timeout -= _wait_for_late_call(step, seconds=timeout / 2)
     try:
         output = call_with_deadline(
             lambda: action.execute(context, params, idempotency_key=key),
@@ -45,6 +54,8 @@ def perform(
             name=step.name,
         )
     except DeadlineExceeded as exc:
+        if step.phase != COMPENSATION:
+            _LATE_CALLS[(step.run_id, step.position)] = exc.finished
         return StepFailure(f"{step.action} {exc}", retryable=True, outcome_unknown=True)
     except IntegrationError as exc:
         return StepFailure(str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
@@ -59,6 +70,23 @@ def perform(
         )
     # What the database will hand back later: plain JSON.
     return dict(json.loads(json.dumps(output or {}, default=str)))
+
+
+# Forward calls abandoned at their deadline and maybe still running, by (run, position).
+_LATE_CALLS: dict[tuple[int, int], threading.Event] = {}
+
+
+def _wait_for_late_call(step: StepRun, *, seconds: float) -> float:
+    """Wait for the abandoned call of the step ``step`` undoes; the seconds it took."""
+    finished = _LATE_CALLS.pop((step.run_id, step.position), None)
+    if finished is None:
+        return 0.0
+    started = time.monotonic()
+    if not finished.wait(seconds):
+        log.warning(
+            "run #%s: undoing %r while the call it undoes still runs", step.run_id, step.name
+        )
+    return time.monotonic() - started
 
 
 def reconcile_effect(

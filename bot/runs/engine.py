@@ -282,7 +282,7 @@ class RunEngine:
         self, run_id: int, plan: Plan, step: StepRun, spec: PlanStep, failure: StepFailure
     ) -> None:
         if not failure.retryable or step.attempt >= spec.retry.max_attempts:
-            self._fail(run_id, plan, step, failure.error)
+            self._fail(run_id, plan, step, failure.error, maybe_acted=failure.outcome_unknown)
             return
         delay = backoff_delay(
             spec.retry,
@@ -303,8 +303,14 @@ class RunEngine:
                 at=now,
             )
 
-    def _fail(self, run_id: int, plan: Plan, step: StepRun, error: str) -> None:
-        """The step gives up; a forward step's on_failure decides what the run does next."""
+    def _fail(
+        self, run_id: int, plan: Plan, step: StepRun, error: str, *, maybe_acted: bool = False
+    ) -> None:
+        """The step gives up; a forward step's on_failure decides what the run does next.
+
+        A step whose last call timed out may have acted after all, so its own undo runs too
+        (after that call returns, see ``perform``).
+        """
         with self._holding(run_id) as (session, run):
             step = self._step(session, step)
             now = self._clock()
@@ -316,7 +322,9 @@ class RunEngine:
                     run,
                     plan,
                     reason=f"step {step.name!r} failed: {error}",
-                    own_failed_step=step if policy == OnFailure.COMPENSATE else None,
+                    own_failed_step=(
+                        step if policy == OnFailure.COMPENSATE or maybe_acted else None
+                    ),
                     at=now,
                 )
         self._notify("on_step_finished", run, step)

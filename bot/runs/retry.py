@@ -13,10 +13,14 @@ T = TypeVar("T")
 
 
 class DeadlineExceeded(Exception):
-    """An action did not finish within its step's ``timeout_seconds``."""
+    """An action did not finish within its step's ``timeout_seconds``.
 
-    def __init__(self, seconds: float) -> None:
+    ``finished`` is set once the abandoned call does return, whichever way.
+    """
+
+    def __init__(self, seconds: float, finished: threading.Event | None = None) -> None:
         self.seconds = seconds
+        self.finished = finished or threading.Event()
         super().__init__(f"did not finish within {seconds:g}s")
 
 
@@ -66,7 +70,7 @@ def call_with_deadline(call: Callable[[], T], *, seconds: float, name: str) -> T
 
     threading.Thread(target=run, name=f"rollbot-step-{name}", daemon=True).start()
     if not finished.wait(seconds):
-        raise DeadlineExceeded(seconds)
+        raise DeadlineExceeded(seconds, finished)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

@@ -211,10 +211,18 @@ def begin_compensation(
     failed step whose own compensation runs too (on_failure: compensate).
     """
     forward = steps_of(session, run.id or 0, FORWARD)
-    to_undo = [s for s in forward if s.state == StepState.SUCCEEDED or s is own_failed_step]
+    to_undo = [
+        s
+        for s in forward
+        if s.state == StepState.SUCCEEDED or s is own_failed_step or may_have_acted(s)
+    ]
     queued = [s for s in to_undo if plan.steps[s.position].compensation is not None]
     for step in forward:
-        if step.state == StepState.PENDING:
+        if may_have_acted(step):
+            step.state, step.finished_at = StepState.SKIPPED, at
+            step.error = "stopped with its outcome unknown; undone in case it acted"
+            session.add(step)
+        elif step.state == StepState.PENDING:
             step.state = StepState.SKIPPED
             session.add(step)
     for step in queued:
@@ -242,6 +250,14 @@ def begin_compensation(
         at=at,
         reason=why,
         compensations=[s.position for s in reversed(queued)],
+    )
+
+
+def may_have_acted(step: StepRun) -> bool:
+    """A step caught mid-call by a crash, or waiting to retry a call that timed out (its
+    idempotency key is kept only then): its effect may be in place."""
+    return step.state == StepState.RUNNING or (
+        step.state == StepState.PENDING and step.idempotency_key is not None
     )
 
 

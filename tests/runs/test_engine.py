@@ -383,3 +383,25 @@ def test_a_run_whose_integrations_cannot_be_built_fails_once_and_says_why(
     )
     assert kinds(engine, run_id)[-1] == "run.failed"
     assert runner.resume_unfinished() == []
+
+
+def test_a_last_attempt_that_times_out_is_undone_after_its_late_call_returns(
+    engine: Engine, apply: FakeAction, effects: Effects
+) -> None:
+    release = threading.Event()
+    apply.block = release
+    run_id = new_drill(engine, plan(step("shift", undo="undo-shift", attempts=1, timeout=0.2)))
+    late = threading.Timer(0.6, release.set)  # the hung call lands after the step gave up
+    late.start()
+    try:
+        progress = make_engine(engine, {"fake.apply": apply}).execute(run_id)
+    finally:
+        release.set()
+        late.join()
+
+    assert progress.status == "failed"
+    # It may have acted, so it is undone, and only once its call has returned.
+    assert list(effects.applied) == ["shift", "undo-shift"]
+    with session_scope(engine) as session:
+        steps = [(s.phase, s.name, s.state) for s in run_status(session, run_id=run_id).steps]
+    assert steps == [("forward", "shift", "failed"), ("compensation", "undo-shift", "succeeded")]

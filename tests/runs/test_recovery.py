@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.runs.engine import RunEngine
-from bot.runs.service import create_run, run_status
+from bot.runs.service import create_run, request_abort, run_status
 from bot.store import session_scope
 from bot.store.models import ApprovalRequest, RunbookRun, StepRun, TimelineEvent
 from tests.runs.fakes import (
@@ -180,3 +180,26 @@ def test_two_workers_resuming_at_once_execute_each_run_once(engine: Engine) -> N
     assert sorted(finished) == sorted(run_ids)
     assert sorted(effects.order()) == ["shift-a", "shift-b", "shift-c"]
     assert all(effects.count(name) == 1 for name in effects.order())
+
+
+def test_an_abort_after_a_crash_undoes_the_interrupted_step_too(
+    engine: Engine, apply: FakeAction, effects: Effects
+) -> None:
+    run_id = new_drill(engine, plan(step("shift", undo="undo-shift"), step("check")))
+    key = crash_during_first_step(engine, run_id)
+    effects.applied["shift"] = [key]  # the dead worker's call did land
+    with session_scope(engine) as session:
+        request_abort(session, run_id=run_id, actor="UBOB")
+    clock = Clock(START + timedelta(minutes=6))
+
+    [progress] = make_engine(engine, {"fake.apply": apply}, clock=clock).resume_unfinished()
+
+    assert progress.status == "aborted"
+    assert effects.count("undo-shift") == 1 and effects.count("check") == 0
+    with session_scope(engine) as session:
+        steps = [(s.phase, s.name, s.state) for s in run_status(session, run_id=run_id).steps]
+    assert steps == [
+        ("forward", "shift", "skipped"),
+        ("forward", "check", "skipped"),
+        ("compensation", "undo-shift", "succeeded"),
+    ]
