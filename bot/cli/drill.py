@@ -98,7 +98,8 @@ def _step_line(step: StepView) -> str:
 def _check_restored(
     runtime: Runtime, plan: Plan, view: RunStatusView, progress: RunProgress
 ) -> None:
-    """Read the live deployment: the drill passed only if the target version serves 100%."""
+    """Read the live deployment: the drill passed only if the target version serves 100% and
+    the run succeeded (a failed check after the shift is a failed drill, rollback kept)."""
     if not progress.finished:
         raise RollbotError(
             f"drill run #{view.run_id} is still {view.status}: another worker holds it"
@@ -112,3 +113,5 @@ def _check_restored(
             f"(it gets {percent}% of traffic on {state.target}; run {view.status})"
         )
     typer.echo(f"restored: {plan.model} serves version {plan.to_version} at 100% ({state.target})")
+    if view.status != "succeeded":
+        raise RollbotError(f"drill failed: the run {view.status}: {view.error}")

@@ -206,6 +206,8 @@ class RunEngine:
             if pending:
                 return pending[0]
             transitions.finish_after_compensation(session, run, at=now)
+        elif run.status not in RunStatus.active():
+            leases.release(run)  # ended by the step just done (an escalation)
         return None
 
     def _run_step(
@@ -316,7 +318,11 @@ class RunEngine:
             now = self._clock()
             transitions.step_failed(session, run, step, error=error, total=len(plan.steps), at=now)
             policy = plan.steps[step.position].on_failure
-            if step.phase == FORWARD and policy != OnFailure.CONTINUE:
+            if transitions.verifies_mitigation(session, run, plan, step):
+                transitions.escalate_unverified(
+                    session, run, step, error=error, stop=policy != OnFailure.CONTINUE, at=now
+                )
+            elif step.phase == FORWARD and policy != OnFailure.CONTINUE:
                 transitions.begin_compensation(
                     session,
                     run,

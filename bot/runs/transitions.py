@@ -17,7 +17,7 @@ from bot.runs.contracts import Plan, PlanStep
 from bot.runs.leases import release
 from bot.runs.service import COMPENSATION, FORWARD, SOURCE, unfinished
 from bot.safe_versions import MODEL_COMPONENT, record_deployment
-from bot.store.models import Incident, RunbookRun, RunStatus, StepRun, StepState
+from bot.store.models import Incident, IncidentStatus, RunbookRun, RunStatus, StepRun, StepState
 from bot.timeline import record_event
 
 ENGINE_ACTOR = "rollbot"
@@ -137,6 +137,34 @@ def step_succeeded(
     )
     if step.phase == FORWARD:
         _note_key_times(session, run, plan, step, at=at)
+    else:
+        _note_mitigation_undone(session, run, plan, step, at=at)
+
+
+def _note_mitigation_undone(
+    session: Session, run: RunbookRun, plan: Plan, undo: StepRun, *, at: datetime
+) -> None:
+    """Undoing the full shift to the safe version undoes the mitigation: the incident's
+    mitigation and verification times no longer hold."""
+    if run.incident_id is None:
+        return
+    forward = steps_of(session, run.id or 0, FORWARD)
+    if not any(s.position == undo.position and _mitigates(s, plan) for s in forward):
+        return
+    incident = _incident(session, run)
+    if incident.mitigated_at is None:
+        return
+    incident.mitigated_at, incident.verified_at = None, None
+    session.add(incident)
+    _event(
+        session,
+        run,
+        "incident.unmitigated",
+        f"Mitigation undone by {undo.name!r}: traffic is no longer all on version "
+        f"{plan.to_version}, so the incident's mitigation time is cleared",
+        at=at,
+        **_step_details(undo),
+    )
 
 
 def step_note(session: Session, run: RunbookRun, step: StepRun, *, note: str, at: datetime) -> None:
@@ -302,13 +330,63 @@ def finish_after_compensation(session: Session, run: RunbookRun, *, at: datetime
     )
 
 
+def verifies_mitigation(session: Session, run: RunbookRun, plan: Plan, step: StepRun) -> bool:
+    """Whether ``step`` checks the model after its traffic went back to the safe version."""
+    if step.phase != FORWARD or not _is_verification(step):
+        return False
+    done = steps_of(session, run.id or 0, FORWARD)[: step.position]
+    return any(s.state == StepState.SUCCEEDED and _mitigates(s, plan) for s in done)
+
+
+def escalate_unverified(
+    session: Session, run: RunbookRun, step: StepRun, *, error: str, stop: bool, at: datetime
+) -> None:
+    """The safe version serves but the check after it failed: keep it, and call for people.
+
+    Undoing the rollback would put the degraded version back (or, with the metrics down,
+    do so on no evidence at all); the incident is raised to at least sev2 instead.
+    """
+    message = (
+        f"verification {step.name!r} failed after traffic went back to version "
+        f"{run.to_version}: {error}"
+    )
+    if run.incident_id is not None:
+        incident = _incident(session, run)
+        if incident.status != IncidentStatus.RESOLVED and incident.severity in ("sev3", "sev4"):
+            incidents.set_severity(
+                session, incident=incident, severity="sev2", actor=ENGINE_ACTOR, source=SOURCE
+            )
+    _event(
+        session,
+        run,
+        "incident.escalated",
+        f"Escalated: {message}. The rollback is kept; a person needs to look now.",
+        at=at,
+        error=error,
+        **_step_details(step),
+    )
+    if stop:
+        fail_without_acting(
+            session,
+            run,
+            message=f"{message}; the rollback is kept, not undone",
+            at=at,
+            keep_lease=True,
+        )
+
+
 def fail_unapproved(session: Session, run: RunbookRun, *, problem: str, at: datetime) -> None:
     """The approval no longer covers the run: end it without touching anything."""
     fail_without_acting(session, run, message=f"approval no longer valid: {problem}", at=at)
 
 
-def fail_without_acting(session: Session, run: RunbookRun, *, message: str, at: datetime) -> None:
-    """End the run failed, acting on nothing more (not even compensation), saying why."""
+def fail_without_acting(
+    session: Session, run: RunbookRun, *, message: str, at: datetime, keep_lease: bool = False
+) -> None:
+    """End the run failed, acting on nothing more (not even compensation), saying why.
+
+    ``keep_lease`` leaves the lease to the engine, which still holds the run this round.
+    """
     for step in session.exec(select(StepRun).where(StepRun.run_id == run.id)).all():
         if unfinished(step):
             was_running = step.state == StepState.RUNNING
@@ -316,7 +394,8 @@ def fail_without_acting(session: Session, run: RunbookRun, *, message: str, at: 
             step.error = f"interrupted; {message}" if was_running else None
             session.add(step)
     run.status, run.error, run.finished_at = RunStatus.FAILED, message, at
-    release(run)
+    if not keep_lease:
+        release(run)
     session.add(run)
     _event(session, run, "run.failed", f"Run #{run.id} failed: {message}", at=at, error=message)
 

@@ -72,23 +72,28 @@ def test_a_drill_restores_the_model_and_says_so(
     assert (run.drill, run.status, run.approval_request_id) == (True, "succeeded", None)
 
 
-def test_a_drill_that_ends_compensated_exits_1_with_one_line(
+def test_a_drill_whose_check_fails_keeps_the_rollback_and_exits_1_with_one_line(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    # Verification needs metrics and none are configured: the run fails and undoes itself.
+    # Verification needs metrics and none are configured: the check after the shift fails,
+    # and undoing the rollback would put the version rolled away from back on no evidence.
     result = run_rollbot(
         ["drill", "immediate-rollback", "--model", "fraud-detector", "--to", "3"], env
     )
 
     assert result.returncode == 1
-    assert "run failed: step 'verify' failed" in result.stdout
-    assert "undo restore-traffic (deployer.shift_traffic): succeeded" in result.stdout
-    assert result.stderr.strip().splitlines() == [
-        "rollbot: drill failed: fraud-detector was not restored to version 3 (it gets 0% of "
-        "traffic on local fraud-detector; run failed)"
-    ]
+    assert "run failed: verification 'verify' failed after traffic went back to version 3" in (
+        result.stdout
+    )
+    assert "undo " not in result.stdout  # no compensation step ran
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "rollbot: drill failed: the run failed: verification 'verify' failed after traffic "
+        "went back to version 3: "
+    )
+    assert line.endswith("; the rollback is kept, not undone")
     state = LocalDeployer(tmp_path / "deployer.json").current_state(TARGET)
-    assert state.serving_percent("4") == 100
+    assert state.serving_percent("3") == 100
 
 
 def test_a_drill_of_an_unknown_model_changes_nothing(
