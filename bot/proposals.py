@@ -159,6 +159,7 @@ def propose_rollback(
         via=via,
         reason=reason,
         now=now,
+        requested_version=to_version,
     )
 
 

@@ -56,8 +56,13 @@ def current_plan_hash(engine: Engine, *, tools: RollbackTools, request_id: int) 
         if request.status != ApprovalStatus.PENDING:
             return None
         try:
+            # A target Rollbot chose must still be the newest safe version: rendered afresh,
+            # a version that lost its standing (an incident since) changes the plan.
             plan = tools.plan(
-                session, model=request.model, to_version=request.to_version, runbook=request.runbook
+                session,
+                model=request.model,
+                to_version=request.requested_version,
+                runbook=request.runbook,
             )
         except IntegrationError as exc:
             raise RollbotError(

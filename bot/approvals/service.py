@@ -22,7 +22,13 @@ from bot.approvals.policy import (
 from bot.errors import NotFoundError, PolicyViolation
 from bot.incidents import service as incidents
 from bot.runs.contracts import Plan
-from bot.store.models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Incident
+from bot.store.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
+    Incident,
+    IncidentStatus,
+)
 from bot.store.types import utcnow
 from bot.timeline import record_event
 
@@ -87,14 +93,19 @@ def create_request(
     via: str,
     reason: str | None,
     now: datetime | None = None,
+    requested_version: str | None = None,
 ) -> ApprovalRequest:
-    """Record a proposal bound to the exact plan, under a snapshot of the policy."""
+    """Record a proposal bound to the exact plan, under a snapshot of the policy.
+
+    ``requested_version`` is the target the requester named, None when Rollbot chose it.
+    """
     now = now or utcnow()
     request = ApprovalRequest(
         incident_id=incident.id,
         model=plan.model,
         from_version=plan.from_version,
         to_version=plan.to_version,
+        requested_version=requested_version,
         runbook=plan.runbook,
         plan=plan.model_dump(mode="json"),
         plan_hash=plan.hash(),
@@ -124,6 +135,20 @@ def create_request(
         occurred_at=now,
     )
     return request
+
+
+def cancel_for_incident(
+    session: Session, *, incident_id: int, actor: str | None, source: str, why: str
+) -> list[int]:
+    """Withdraw the incident's pending requests (it was resolved); their ids."""
+    pending = session.exec(
+        select(ApprovalRequest)
+        .where(ApprovalRequest.incident_id == incident_id)
+        .where(ApprovalRequest.status == ApprovalStatus.PENDING)
+    ).all()
+    for request in pending:
+        cancel(session, request=request, actor=actor, source=source, why=why)
+    return [request.id for request in pending if request.id is not None]
 
 
 def cancel(
@@ -160,6 +185,12 @@ def decide(
     assert request.id is not None
     if request.status != ApprovalStatus.PENDING:
         raise PolicyViolation(f"rollback request #{request.id} is already {request.status}")
+    incident = session.get(Incident, request.incident_id) if request.incident_id else None
+    if incident is not None and incident.status == IncidentStatus.RESOLVED:
+        raise PolicyViolation(
+            f"incident #{incident.id} is resolved, so rollback request #{request.id} no longer "
+            f"applies; propose again if {request.model} still needs it"
+        )
     check_not_expired(expires_at=request.expires_at, now=now)
     policy = PolicySnapshot.from_dict(request.policy)
     if decision == "reject":

@@ -21,7 +21,7 @@ _STATUS_MARK = {
     ApprovalStatus.APPROVED: "✅ Approved",
     ApprovalStatus.REJECTED: "❌ Rejected",
     ApprovalStatus.EXPIRED: "⌛ Expired",
-    ApprovalStatus.CANCELLED: "🚫 Superseded",
+    ApprovalStatus.CANCELLED: "🚫 Cancelled",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from bot.approvals import service as approvals
 from bot.errors import NotFoundError, RollbotError
 from bot.incidents import service as incidents
 from bot.runs.service import active_run_for_model
@@ -83,8 +84,17 @@ def resolve(surface: Surface, command: Command, caller: Caller) -> Reply:
         incidents.resolve(
             session, incident=incident, actor=caller.user, source=SOURCE, summary=command.text
         )
-    assert incident.id is not None
+        assert incident.id is not None
+        withdrawn = approvals.cancel_for_incident(
+            session,
+            incident_id=incident.id,
+            actor=caller.user,
+            source=SOURCE,
+            why=f"incident #{incident.id} was resolved",
+        )
     surface.notifier.incident_updated(incident_id=incident.id)
+    for request_id in withdrawn:
+        surface.notifier.proposal_decided(request_id=request_id)
     return Reply(f"Incident #{incident.id} resolved by <@{caller.user}>.", in_channel=True)
 
 

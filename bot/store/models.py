@@ -152,6 +152,9 @@ class ApprovalRequest(SQLModel, table=True):
     model: str = Field(max_length=200, index=True)
     from_version: str | None = Field(default=None, max_length=100)
     to_version: str = Field(max_length=100)
+    # The version the requester named; None when Rollbot chose the newest safe version, which
+    # an approval then checks is still the one it would choose.
+    requested_version: str | None = Field(default=None, max_length=100)
     runbook: str = Field(max_length=200)
     plan: dict[str, Any] = _json()
     plan_hash: str = Field(max_length=64)

@@ -11,7 +11,14 @@ from bot.slack.ids import ActionId
 from bot.store.models import ApprovalRequest, Incident, RunbookRun, TimelineEvent
 from bot.store.types import utcnow
 from tests.slack.conftest import Rollbot
-from tests.slack.helpers import card_updates, click, decisions, latest_request, propose
+from tests.slack.helpers import (
+    card_updates,
+    click,
+    command,
+    decisions,
+    latest_request,
+    propose,
+)
 
 
 def _runs(rollbot: Rollbot) -> list[RunbookRun]:
@@ -76,6 +83,46 @@ def test_a_changed_plan_is_refused_and_asks_to_propose_again(rollbot: Rollbot) -
 
     assert "the plan changed" in reply and "Propose again" in reply
     _assert_unchanged(rollbot, request_id, before)
+
+
+def test_a_target_rollbot_chose_must_still_be_the_safe_one_at_the_click(
+    rollbot: Rollbot,
+) -> None:
+    request_id = propose(rollbot)  # no version named: the newest safe one, 4
+    rollbot.world.safe = "3"  # 4 had an incident meanwhile
+    before = _events(rollbot)
+
+    reply = click(rollbot, request_id, user="UBOB")
+
+    assert "the plan changed" in reply and "Propose again" in reply
+    _assert_unchanged(rollbot, request_id, before)
+    assert rollbot.world.plans[-1] == ("fraud-detector", None)
+
+
+def test_a_target_the_requester_named_is_kept_at_the_click(rollbot: Rollbot) -> None:
+    request_id = propose(rollbot, extra="to 3")
+    rollbot.world.safe = "2"  # the newest safe version changes; the person chose 3
+
+    reply = click(rollbot, request_id, user="UBOB")
+
+    assert "the plan changed" not in reply
+    assert rollbot.world.plans[-1] == ("fraud-detector", "3")
+
+
+def test_resolving_the_incident_withdraws_its_proposal_and_clicks_change_nothing(
+    rollbot: Rollbot,
+) -> None:
+    request_id = propose(rollbot)
+    incident_id = latest_request(rollbot).incident_id
+
+    command(rollbot, f"incident resolve {incident_id} false alarm", user="UCAROL")
+    reply = click(rollbot, request_id, user="UBOB")
+
+    assert f"rollback request #{request_id} is already cancelled" in reply
+    assert latest_request(rollbot).status == "cancelled" and _runs(rollbot) == []
+    assert rollbot.fake.wait_for(
+        lambda: any("Cancelled" in str(u.get("blocks")) for u in card_updates(rollbot))
+    )
 
 
 def test_a_registry_outage_at_click_time_records_nothing(rollbot: Rollbot) -> None:

@@ -128,7 +128,7 @@ def test_a_second_proposal_supersedes_the_first(rollbot: Rollbot) -> None:
         statuses = {r.id: r.status for r in session.exec(select(ApprovalRequest)).all()}
     assert statuses == {first: "cancelled", second: "pending"}
     assert rollbot.fake.wait_for(
-        lambda: any("Superseded" in str(c.args) for c in rollbot.fake.calls_to("chat.update"))
+        lambda: any("Cancelled" in str(c.args) for c in rollbot.fake.calls_to("chat.update"))
     )
 
 
