@@ -12,6 +12,7 @@ messages (``bot.slack.follow_ups.reply_with_error``); errors before the ack reac
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from slack_bolt import Ack, App, Args, BoltRequest
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
 
 from bot.errors import ConfigError, RollbotError
 from bot.slack.commands import Usage, parse, usage_text
@@ -36,6 +38,8 @@ class RollbotSlackApp(App):
 
     admission: BatchedAdmission
     follow_ups: FollowUpRunner
+    # Checks a request's signature on its raw body, before anything parses it.
+    verifier: SignatureVerifier | None = None
 
     def close(self) -> None:
         """Stop the follow-up runner of this process."""
@@ -74,6 +78,7 @@ def create_slack_app(
             f"cannot reach Slack at {client.base_url} to check the bot token "
             f"({getattr(exc, 'reason', exc)}); set SLACK_API_URL if Slack's Web API is elsewhere"
         ) from None
+    app.verifier = None if socket_mode else SignatureVerifier(signing_secret or "")
     app.follow_ups = FollowUpRunner(surface, client)
     if run_follow_ups:
         app.follow_ups.start()
@@ -118,7 +123,9 @@ def _register_command(app: App, surface: Surface, leave: Leave) -> None:
         command = args.command or {}
         text = command.get("text", "")
         parsed = parse(text, models=frozenset(surface.config.models))
-        if isinstance(parsed, Usage):
+        if not command.get("user_id"):
+            ack(response_type="ephemeral", text="Rollbot cannot tell who sent this command.")
+        elif isinstance(parsed, Usage):
             ack(response_type="ephemeral", text=parsed.message)
         elif parsed.name == "help":
             ack(response_type="ephemeral", text=usage_text(surface.command))
@@ -139,11 +146,16 @@ def _register_decisions(app: App, leave: Leave) -> None:
         def on_click(ack: Ack, args: Args) -> None:
             ack()
             body = args.body
+            try:
+                request_id, user = int(body["actions"][0]["value"]), str(body["user"]["id"])
+            except (KeyError, IndexError, TypeError, ValueError):
+                log.warning("ignored a %s click without a request id and a user", decision)
+                return
             leave(
                 args,
                 "decision",
-                request_id=int(body["actions"][0]["value"]),
-                user=body["user"]["id"],
+                request_id=request_id,
+                user=user,
                 decision=decision,
                 response_url=body.get("response_url"),
             )
@@ -153,19 +165,29 @@ def _register_decisions(app: App, leave: Leave) -> None:
     app.action(ActionId.APPROVE)(decision_listener("approve"))
     app.action(ActionId.REJECT)(decision_listener("reject"))
 
+    # Any other button (an old card's, say) is acknowledged, so Slack shows no error.
+    @app.action(re.compile(r".*"))
+    def other_action(ack: Ack) -> None:
+        ack()
+
 
 def _register_capture(app: App, surface: Surface, leave: Leave) -> None:
     @app.shortcut(CallbackId.ADD_TO_TIMELINE)
     def add_to_timeline(ack: Ack, args: Args) -> None:
         ack()
         body = args.body
-        message = body["message"]
+        try:
+            message, channel, user = body["message"], body["channel"]["id"], body["user"]["id"]
+            fields = {key: message.get(key) for key in ("ts", "user", "bot_id", "text")}
+        except (KeyError, TypeError, AttributeError):
+            log.warning("ignored an add-to-timeline shortcut without a message, channel or user")
+            return
         leave(
             args,
             "add_to_timeline",
-            channel=body["channel"]["id"],
-            message={key: message.get(key) for key in ("ts", "user", "bot_id", "text")},
-            user=body["user"]["id"],
+            channel=channel,
+            message=fields,
+            user=user,
             response_url=body.get("response_url"),
         )
 
@@ -173,8 +195,11 @@ def _register_capture(app: App, surface: Surface, leave: Leave) -> None:
     def pin_reaction(args: Args) -> None:
         event = args.event or {}
         item = event.get("item", {})
-        if event.get("reaction") == surface.config.slack.pin_reaction and (
-            item.get("type") == "message"
+        if (
+            event.get("reaction") == surface.config.slack.pin_reaction
+            and item.get("type") == "message"
+            and item.get("channel")
+            and item.get("ts")
         ):
             leave(args, "pin", channel=item["channel"], ts=item["ts"], user=event.get("user"))
 

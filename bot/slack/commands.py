@@ -56,10 +56,12 @@ def usage_text(command: str = "/rollbot") -> str:
 def parse(text: str, *, models: frozenset[str] = frozenset()) -> Command | Usage:
     """The command in ``text``; ``models`` tells a model name from a title's first word."""
     try:
-        words = shlex.split(text.strip())
+        # Not POSIX mode: quotes and backslashes stay in the words, so a note or a title is
+        # stored as it was typed.
+        words = shlex.split(text.strip(), posix=False)
     except ValueError:
         words = text.split()
-    if not words or words[0] == "help":
+    if not words or words[0].lower() == "help":
         return Command("help")
     head, rest = words[0].lower(), words[1:]
     if head in ("incident", "runbook"):
@@ -97,6 +99,8 @@ def _optional_id(name: str, words: list[str], models: frozenset[str]) -> Command
 
 def _resolve(name: str, words: list[str], models: frozenset[str]) -> Command | Usage:
     number = _number(words[0]) if words else None
+    if words and number is None and words[0].removeprefix("#").isdigit():
+        return _usage(name, f"`{words[0]}` is not an id")
     summary = " ".join(words[1:] if number is not None else words) or None
     return Command(name, number=number, text=summary)
 
@@ -164,8 +168,12 @@ def _usage(name: str, problem: str) -> Usage:
 
 
 def _number(word: str) -> int | None:
+    """A positive id as a database stores it; None for anything else (²'s are digits too)."""
     word = word.removeprefix("#")
-    return int(word) if word.isdigit() else None
+    if not (word.isascii() and word.isdigit()):
+        return None
+    number = int(word)
+    return number if 0 < number < 2**31 else None
 
 
 def _subcommands(head: str) -> str:

@@ -52,6 +52,9 @@ class Admission:
 
     key: str
     follow_up: FollowUp | None = None
+    # When Slack signed the request: its key is kept as long as the signature is accepted,
+    # which a clock ahead of ours can stretch past the time of receipt.
+    sent_at: datetime | None = None
 
 
 def admit(engine: Engine, admissions: Sequence[Admission]) -> list[bool]:
@@ -73,7 +76,7 @@ def _row(admission: Admission, now: datetime) -> dict[str, Any]:
     follow_up = admission.follow_up
     return {
         "key": admission.key,
-        "expires_at": now + REPLAY_WINDOW,
+        "expires_at": max(now, admission.sent_at or now) + REPLAY_WINDOW,
         "status": SlackInboxStatus.PENDING if follow_up else SlackInboxStatus.ACKED,
         "kind": follow_up.kind if follow_up else None,
         "payload": follow_up.payload if follow_up else {},

@@ -86,7 +86,11 @@ def plan_text(plan: Plan) -> str:
 def abort(surface: Surface, command: Command, caller: Caller) -> Reply:
     """Ask the run (by id, or the channel incident's active run) to stop and undo."""
     with session_scope(surface.engine) as session:
-        run_id = command.number or _active_run_here(session, caller=caller)
+        run_id = (
+            command.number
+            if command.number is not None
+            else _active_run_here(session, caller=caller)
+        )
         runs.request_abort(session, run_id=run_id, actor=caller.user)
     surface.notifier.run_progress(run_id=run_id, message=f"Abort requested by <@{caller.user}>")
     return Reply(f"Run #{run_id} will stop after its current step and undo what it did.")
@@ -95,7 +99,11 @@ def abort(surface: Surface, command: Command, caller: Caller) -> Reply:
 def status(surface: Surface, command: Command, caller: Caller) -> Reply:
     """A run's steps and their states."""
     with session_scope(surface.engine) as session:
-        run_id = command.number or _latest_run_here(session, caller=caller)
+        run_id = (
+            command.number
+            if command.number is not None
+            else _latest_run_here(session, caller=caller)
+        )
         view = runs.run_status(session, run_id=run_id)
     lines = [
         f"{step.phase} {step.position + 1}. {step.name}: {step.state}"

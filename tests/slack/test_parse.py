@@ -38,6 +38,11 @@ MODELS = frozenset({"fraud-detector"})
         ),
         ("runbook status 12", Command("runbook status", number=12)),
         ("note restarted the feature job", Command("note", text="restarted the feature job")),
+        # Typed text is kept as typed: quotes and backslashes too.
+        ('note he said "roll back now"', Command("note", text='he said "roll back now"')),
+        (r"note model at C:\models\v5", Command("note", text=r"model at C:\models\v5")),
+        ("note it's the feature job", Command("note", text="it's the feature job")),
+        ("HELP", Command("help")),
         ("models", Command("models")),
     ],
 )
@@ -57,6 +62,11 @@ def test_commands_parse_into_plain_values(text: str, expected: Command) -> None:
         ("rollback fraud-detector to", "`to` needs a version"),
         ("rollback fraud-detector please", "Did not understand `please`"),
         ("runbook status twelve", "`twelve` is not an id"),
+        ("runbook abort 0", "`0` is not an id"),
+        ("runbook abort ¹", "`¹` is not an id"),
+        ("incident status 99999999999999999999", "is not an id"),
+        ("incident resolve 99999999999999999999 done", "is not an id"),
+        ("incident sev sev2 ³", "Give a severity sev1 to sev4"),
         ("note", "A note needs some text"),
         ("models now", "Takes no arguments"),
     ],

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import httpx
-from sqlmodel import Session, select
+import pytest
+from sqlmodel import Session, col, select
 
-from bot.store.models import Incident, TimelineEvent
+from bot.slack.inbox import REPLAY_WINDOW
+from bot.store.models import Incident, SlackInbox, TimelineEvent
 from tests.slack.conftest import Rollbot
-from tests.support.slack_signing import sign, signed_headers, slash_command
+from tests.support.slack_signing import interactivity, sign, signed_headers, slash_command
 
 
 def _nothing_stored(rollbot: Rollbot) -> bool:
@@ -93,3 +97,89 @@ def test_a_body_changed_after_signing_is_refused(rollbot: Rollbot) -> None:
 
     assert response.status_code == 401
     assert _nothing_stored(rollbot)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("payload=%7B%ZZ", FORM), ("payload=[1]", FORM), ("[1, 2]", "application/json")],
+    ids=["bad-escape", "payload-not-object", "json-array"],
+)
+def test_unsigned_garbage_is_refused_before_it_is_read(
+    rollbot: Rollbot, body: str, content_type: str
+) -> None:
+    headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": "abc"}
+
+    response = httpx.post(f"{rollbot.base_url}/slack/events", content=body, headers=headers)
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid or stale signature"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("payload=%7B%ZZ", FORM),
+        ("payload=[1]", FORM),
+        (interactivity({"type": "block_actions", "user": {"id": "UBOB"}, "actions": []})),
+        (
+            interactivity(
+                {
+                    "type": "block_actions",
+                    "user": {"id": "UBOB"},
+                    "actions": [{"action_id": "approve", "value": "abc"}],
+                }
+            )
+        ),
+        (
+            interactivity(
+                {"type": "block_actions", "actions": [{"action_id": "approve", "value": "1"}]}
+            )
+        ),
+        (
+            interactivity(
+                {
+                    "type": "block_actions",
+                    "user": {"id": "UBOB"},
+                    "actions": [{"action_id": "an-old-button", "value": "1"}],
+                }
+            )
+        ),
+        (urlencode({"command": "/rollbot", "text": "incident list"}), FORM),
+    ],
+    ids=[
+        "bad-escape",
+        "payload-not-object",
+        "no-actions",
+        "id-not-number",
+        "no-user",
+        "unknown-button",
+        "command-without-user",
+    ],
+)
+def test_signed_but_malformed_requests_are_answered_and_change_nothing(
+    rollbot: Rollbot, body: str, content_type: str
+) -> None:
+    response = rollbot.send(body, content_type)
+
+    assert response.status_code in (200, 400), response.text
+    assert _nothing_stored(rollbot)
+    with Session(rollbot.engine) as session:
+        assert session.exec(select(SlackInbox).where(col(SlackInbox.kind).is_not(None))).all() == []
+
+
+def test_a_replay_key_lasts_as_long_as_a_signature_from_a_clock_ahead_is_valid(
+    rollbot: Rollbot,
+) -> None:
+    sent = int(time.time()) + 290  # Slack's clock is ahead of ours; bolt accepts it
+    body, content_type = _declare(rollbot)
+    headers = signed_headers(body, content_type=content_type, timestamp=sent)
+
+    response = httpx.post(f"{rollbot.base_url}/slack/events", content=body, headers=headers)
+
+    assert response.status_code == 200
+    with Session(rollbot.engine) as session:
+        [row] = session.exec(select(SlackInbox)).all()
+    assert row.expires_at >= datetime.fromtimestamp(sent, UTC) + REPLAY_WINDOW
