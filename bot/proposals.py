@@ -181,7 +181,12 @@ def _incident_for(
     if id is not None:
         return incidents.get(session, incident_id=id)
     incident, _opened = incidents.open_or_join(
-        session, model=model, title=f"{model} degraded", actor=actor, source=via
+        session,
+        model=model,
+        title=f"{model} degraded",
+        actor=actor,
+        source=via,
+        detected_at=utcnow(),  # whoever asks for a rollback has detected a problem
     )
     return incident
 

@@ -143,13 +143,15 @@ def declare(
             raise ConflictError(
                 f"{model} already has an open incident: #{incident.id} {incident.title}"
             )
+        # The person declaring it is who detected it, and is on it.
+        incident.detected_at = incident.detected_at or incident.created_at
         incident.acknowledged_at = incident.created_at
         return incident
     incident = Incident(title=title, severity=severity, declared_by=actor)
     session.add(incident)
     session.flush()
     assert incident.id is not None
-    incident.acknowledged_at = incident.created_at
+    incident.detected_at = incident.acknowledged_at = incident.created_at
     record_event(
         session,
         incident_id=incident.id,

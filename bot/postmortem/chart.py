@@ -44,7 +44,7 @@ def render_chart(facts: PostmortemFacts) -> bytes:
         FigureCanvasAgg(figure)
         axes_list = figure.subplots(panels, 1, sharex=bool(series), squeeze=False)[:, 0]
         title = f"Incident #{facts.incident_id}: {facts.model or facts.title}"
-        figure.suptitle(title, fontsize=11)
+        figure.suptitle(title.replace("$", r"\$"), fontsize=11)  # "$…$" is math to matplotlib
         if series:
             for axes, metric in zip(axes_list, series, strict=True):
                 _plot_impact(axes, facts)

@@ -164,3 +164,16 @@ def test_the_first_act_of_a_person_acknowledges_but_the_bots_acts_do_not(engine:
             select(TimelineEvent).where(TimelineEvent.kind == "incident.acknowledged")
         ).all()
         assert [(e.actor, e.source) for e in events] == [("U2", "slack")]
+
+
+@pytest.mark.parametrize("model", [None, "fraud"], ids=["no-model", "model"])
+def test_a_declared_incident_was_detected_and_acknowledged_when_declared(
+    engine: Engine, model: str | None
+) -> None:
+    with Session(engine) as session:
+        incident = service.declare(
+            session, title="scores look off", actor="U1", source="slack", model=model
+        )
+        session.commit()
+        assert incident.detected_at == incident.created_at
+        assert incident.acknowledged_at == incident.created_at

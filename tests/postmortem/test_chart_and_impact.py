@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from datetime import datetime
 
@@ -197,3 +198,12 @@ def test_an_alert_opened_incident_takes_its_boundary_from_the_configuration(
     # configured boundary is 1.5 times that.
     baseline = series.points[0].baseline
     assert baseline is not None and series.points[0].limit == pytest.approx(baseline * 1.5)
+
+
+def test_a_title_with_dollar_signs_is_drawn_as_text(engine: Engine) -> None:
+    with Session(engine) as session:
+        recorded = record_incident(session, ending="no_metrics")
+        facts = build_facts(session, incident_id=recorded.incident_id, now=GENERATED_AT)
+    odd = dataclasses.replace(facts, model=None, title="nulls in column $_$ after deploy")
+
+    assert png_size(chart_png(odd)) == (1000, 320)
