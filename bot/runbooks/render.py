@@ -14,12 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.config.durations import format_duration
 from bot.config.models import ComponentConfig, ModelConfig
 from bot.errors import ConfigError, RollbotError
 from bot.runbooks.format import CompensationSpec, Runbook, StepSpec
 from bot.runbooks.problems import FieldPath
 from bot.runbooks.templating import TemplateProblem, render_value
 from bot.runs.actions import ACTIONS
+from bot.runs.actions.base import ActionParams
 from bot.runs.contracts import OnFailure, Plan, PlanStep
 
 Report = Callable[[FieldPath, str], None]
@@ -212,6 +214,15 @@ def _plan_step(
         return None
     if spec.timeout.total_seconds() <= 0:
         raise TemplateProblem((*where, "timeout"), "timeout must be positive")
+    least = params.least_duration() if isinstance(params, ActionParams) else None
+    if least is not None and least[1] >= spec.timeout:
+        name_of, span = least
+        report(
+            (*where, "timeout"),
+            f"timeout {format_duration(spec.timeout)} is not longer than the step's "
+            f"{name_of} {format_duration(span)}: it could never finish",
+        )
+        return None
     compensation = None
     if isinstance(spec, StepSpec) and spec.compensation is not None:
         compensation = _plan_step(spec.compensation, context, (*where, "compensation"), report)

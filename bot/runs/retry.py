@@ -10,6 +10,8 @@ from typing import TypeVar
 from bot.runs.contracts import RetryPolicy
 
 T = TypeVar("T")
+# The longest a server's Retry-After may hold a step back.
+MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 class DeadlineExceeded(Exception):
@@ -40,13 +42,14 @@ def backoff_delay(
 
     The cap doubles with every failed attempt up to ``max_backoff_seconds``; full jitter
     spreads retries of many runs against one struggling system. A server's Retry-After is a
-    floor, even above the policy's maximum: retrying sooner would only be refused again.
+    floor, even above the policy's maximum (retrying sooner would only be refused again), up
+    to ``MAX_RETRY_AFTER_SECONDS``: a rollback does not wait an hour on anyone's say-so.
     """
     exponent = max(failed_attempts - 1, 0)
     cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2**exponent)
     delay = jitter(cap)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
     return delay
 
 

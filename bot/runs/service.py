@@ -149,6 +149,9 @@ def request_abort(session: Session, *, run_id: int, actor: str) -> RunbookRun:
         return run
     run.abort_requested = True
     run.abort_requested_by = actor
+    if run.claimed_by is None:
+        # Parked until a retry (a long Retry-After, say): due now, so the abort is acted on.
+        run.lease_expires_at = None
     session.add(run)
     record_event(
         session,

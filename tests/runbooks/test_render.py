@@ -154,3 +154,12 @@ def test_a_plan_that_cannot_render_names_file_line_and_field() -> None:
         "immediate-rollback.yaml:50: steps[1].compensation.params.version: "
         "Input should be a valid string (model 'fraud')"
     )
+
+
+def test_a_check_held_longer_than_its_step_may_run_is_refused() -> None:
+    with pytest.raises(RollbotError) as raised:
+        _plan(parameters={"verify_hold": "20m"})  # the verify step may run 15 minutes
+    assert str(raised.value).endswith(
+        "immediate-rollback.yaml:91: steps[5].timeout: timeout 15m is not longer than the "
+        "step's hold 20m: it could never finish (model 'fraud')"
+    )

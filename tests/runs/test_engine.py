@@ -12,7 +12,8 @@ from bot.errors import ConfigError
 from bot.runs import leases
 from bot.runs.contracts import OnFailure
 from bot.runs.engine import RunEngine
-from bot.runs.service import run_status
+from bot.runs.retry import MAX_RETRY_AFTER_SECONDS
+from bot.runs.service import request_abort, run_status
 from bot.store import session_scope
 from bot.store.models import TimelineEvent
 from integrations.errors import AuthFailed, IntegrationUnavailable, RateLimited
@@ -405,3 +406,24 @@ def test_a_last_attempt_that_times_out_is_undone_after_its_late_call_returns(
     with session_scope(engine) as session:
         steps = [(s.phase, s.name, s.state) for s in run_status(session, run_id=run_id).steps]
     assert steps == [("forward", "shift", "failed"), ("compensation", "undo-shift", "succeeded")]
+
+
+def test_a_server_asking_for_an_hour_parks_the_run_five_minutes_and_an_abort_wakes_it(
+    engine: Engine, apply: FakeAction, effects: Effects
+) -> None:
+    slow_down = RateLimited(
+        "HTTP 429", integration="kserve", operation="patch", target="x", retry_after=3600
+    )
+    apply.failures = [slow_down]
+    run_id = new_drill(engine, plan(step("alias", undo="undo-alias"), step("shift")))
+    clock = Clock()
+    runner = make_engine(engine, {"fake.apply": apply}, clock=clock, max_inline_wait=1)
+
+    parked = runner.execute(run_id)
+
+    assert parked.resume_at is not None
+    assert (parked.resume_at - clock.now).total_seconds() == MAX_RETRY_AFTER_SECONDS
+    with session_scope(engine) as session:
+        request_abort(session, run_id=run_id, actor="UBOB")
+    [aborted] = runner.resume_unfinished()  # at once, not when the park ends
+    assert aborted.status == "aborted" and effects.count("alias") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +17,11 @@ class ActionParams(BaseModel):
     """Base of every action's parameters: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def least_duration(self) -> tuple[str, timedelta] | None:
+        """The parameter that makes the action take at least this long, if any: a step's
+        timeout must be longer, or the step can never finish."""
+        return None
 
 
 def typed(params: BaseModel, model: type[P]) -> P:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,9 @@ class WaitParams(ActionParams):
     """How long to wait."""
 
     duration: Duration
+
+    def least_duration(self) -> tuple[str, timedelta] | None:
+        return "duration", self.duration
 
 
 class Wait:

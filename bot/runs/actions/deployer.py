@@ -71,6 +71,9 @@ class WaitReadyParams(ActionParams):
     timeout: Duration = timedelta(minutes=5)
     interval: Duration = timedelta(seconds=5)
 
+    def least_duration(self) -> tuple[str, timedelta] | None:
+        return "timeout", self.timeout
+
 
 class WaitReady:
     """``deployer.wait_ready``: poll the live state until ready or the timeout passes."""

@@ -29,6 +29,9 @@ class VerifyParams(ActionParams):
     hold: Duration = timedelta(0)
     interval: Duration = timedelta(seconds=30)
 
+    def least_duration(self) -> tuple[str, timedelta] | None:
+        return "hold", self.hold
+
     @model_validator(mode="after")
     def _limits_make_sense(self) -> VerifyParams:
         if self.max_value is None and self.max_ratio_to_baseline is None:
