@@ -52,10 +52,13 @@ def requests(engine: Engine) -> list[tuple[int | None, str]]:
         return [(r.id, r.status) for r in found]
 
 
-def add_run(engine: Engine, *, status: str, finished_ago: timedelta | None = None) -> int:
+def add_run(
+    engine: Engine, *, status: str, finished_ago: timedelta | None = None, model: str = "fraud"
+) -> int:
+    """A run of the model's rollback in ``status`` (finished that long ago, if given)."""
     with session_scope(engine) as session:
         run = RunbookRun(
-            model="fraud",
+            model=model,
             runbook="immediate-rollback",
             plan={},
             plan_hash="x",

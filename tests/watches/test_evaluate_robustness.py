@@ -15,11 +15,11 @@ from bot.store.models import (
     ApprovalRequest,
     DeploymentRecord,
     Incident,
-    RunbookRun,
     TimelineEvent,
     WatchState,
 )
 from integrations.errors import IntegrationTimeout, IntegrationUnavailable
+from tests.approvals.test_proposals import add_run
 from tests.watches.fakes import FakePrometheus, RecordingNotifier, Serving, proposer
 from tests.watches.test_evaluate import CONFIG, NOW, rows, run
 
@@ -194,18 +194,7 @@ def rows_state(engine: Engine, model: str) -> dict[str, Any]:
 def test_no_proposal_while_the_models_rollback_runs(engine: Engine) -> None:
     config = parse_config(CONFIG_TWO_NEW)
     deploy(engine, "a", TWO_NEW["a"])
-    with session_scope(engine) as session:
-        session.add(
-            RunbookRun(
-                model="a",
-                runbook="immediate-rollback",
-                plan={},
-                plan_hash="x",
-                from_version="2",
-                to_version="1",
-                status="running",
-            )
-        )
+    add_run(engine, status="running", model="a")
     notifier = RecordingNotifier()
 
     [evaluation] = run(
