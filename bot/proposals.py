@@ -28,7 +28,7 @@ from bot.errors import ConflictError, NotFoundError
 from bot.incidents import service as incidents
 from bot.runs.contracts import Plan
 from bot.runs.service import active_run_for_model, create_run
-from bot.store.models import ApprovalRequest, Incident, RunbookRun, RunStatus
+from bot.store.models import ApprovalRequest, Incident, IncidentStatus, RunbookRun, RunStatus
 from bot.store.types import utcnow
 
 
@@ -139,7 +139,12 @@ def propose_rollback(
     )
     now = now or utcnow()
     incident = _incident_for(session, model=model, actor=requested_by, via=via, id=incident_id)
-    _lock(session, incident)
+    assert incident.id is not None
+    incident = incidents.lock(session, incident_id=incident.id)
+    if incident.status == IncidentStatus.RESOLVED:
+        raise ConflictError(
+            f"incident #{incident.id} of {model} was resolved meanwhile; nothing was proposed"
+        )
     _refuse_while_busy(session, model=model, now=now, supersede=supersede, quiet_after=quiet_after)
     for stale in approvals.pending_for_model(session, model=model):
         approvals.cancel(
@@ -191,16 +196,6 @@ def _incident_for(
     return incident
 
 
-def _lock(session: Session, incident: Incident) -> None:
-    """Hold the incident row until commit: one proposal for its model at a time.
-
-    SQLite serialises writers anyway; on PostgreSQL a concurrent proposal waits here and then
-    sees the first one's committed request.
-    """
-    session.flush()
-    session.exec(select(Incident).where(Incident.id == incident.id).with_for_update()).one()
-
-
 def _refuse_while_busy(
     session: Session,
     *,
@@ -243,13 +238,18 @@ def _recent_rollback(session: Session, *, model: str, since: datetime) -> str | 
             f"a rollback of {model} was proposed at {request.created_at:%H:%M:%S} UTC "
             f"(request #{request.id}, {request.status})"
         )
+    # Any rollback that ran, also one that failed: an escalated one keeps the safe version.
     run = session.exec(
         select(RunbookRun)
         .where(RunbookRun.model == model)
-        .where(RunbookRun.status == RunStatus.SUCCEEDED)
+        .where(col(RunbookRun.status).not_in(RunStatus.active()))
         .where(col(RunbookRun.drill).is_(False))
         .where(col(RunbookRun.finished_at) >= since)
+        .order_by(col(RunbookRun.finished_at).desc())
     ).first()
     if run is not None and run.finished_at is not None:
-        return f"{model} was rolled back at {run.finished_at:%H:%M:%S} UTC (run #{run.id})"
+        return (
+            f"a rollback of {model} ended at {run.finished_at:%H:%M:%S} UTC "
+            f"(run #{run.id}, {run.status})"
+        )
     return None

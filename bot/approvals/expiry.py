@@ -15,8 +15,9 @@ from bot.store import session_scope
 from bot.store.models import ApprovalRequest, ApprovalStatus
 from bot.store.types import utcnow
 
-# A proposal is posted right after its commit; one still unposted this much later was missed.
-POSTING_GRACE = timedelta(minutes=1)
+# A proposal is posted right after its commit (a command's, by the follow-up runner); one
+# still unposted this much later was missed.
+POSTING_GRACE = timedelta(minutes=2)
 
 
 def expire_requests(

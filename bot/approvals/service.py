@@ -49,10 +49,11 @@ class ClickOutcome:
 
 
 def get(session: Session, *, request_id: int, lock: bool = False) -> ApprovalRequest:
-    """The request, or NotFoundError; ``lock`` serialises concurrent deciders on PostgreSQL."""
+    """The request, or NotFoundError; ``lock`` serialises concurrent deciders on PostgreSQL
+    (and re-reads the row, which another transaction may have changed meanwhile)."""
     query = select(ApprovalRequest).where(ApprovalRequest.id == request_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     request = session.exec(query).first()
     if request is None:
         raise NotFoundError(f"approval request {request_id} does not exist")
@@ -145,6 +146,7 @@ def cancel_for_incident(
         select(ApprovalRequest)
         .where(ApprovalRequest.incident_id == incident_id)
         .where(ApprovalRequest.status == ApprovalStatus.PENDING)
+        .with_for_update()
     ).all()
     for request in pending:
         cancel(session, request=request, actor=actor, source=source, why=why)
@@ -181,11 +183,15 @@ def decide(
 ) -> ClickOutcome:
     """Apply one click under the request's policy; refusals raise PolicyViolation."""
     now = now or utcnow()
+    request = get(session, request_id=request_id)
+    incident = None
+    if request.incident_id is not None:
+        # The incident first, then the request: the order proposals and resolving take.
+        incident = incidents.lock(session, incident_id=request.incident_id)
     request = get(session, request_id=request_id, lock=True)
     assert request.id is not None
     if request.status != ApprovalStatus.PENDING:
         raise PolicyViolation(f"rollback request #{request.id} is already {request.status}")
-    incident = session.get(Incident, request.incident_id) if request.incident_id else None
     if incident is not None and incident.status == IncidentStatus.RESOLVED:
         raise PolicyViolation(
             f"incident #{incident.id} is resolved, so rollback request #{request.id} no longer "

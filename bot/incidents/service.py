@@ -46,6 +46,25 @@ def get(session: Session, *, incident_id: int) -> Incident:
     return incident
 
 
+def lock(session: Session, *, incident_id: int) -> Incident:
+    """The incident, re-read and held until commit.
+
+    Every transaction that changes an incident's proposals takes this lock first, then the
+    requests' rows, then the timeline: one order, so PostgreSQL never deadlocks them. (SQLite
+    serialises writers anyway.)
+    """
+    session.flush()
+    incident = session.exec(
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if incident is None:
+        raise NotFoundError(f"incident {incident_id} does not exist")
+    return incident
+
+
 def open_for_model(session: Session, *, model: str) -> Incident | None:
     """The model's incident that is not resolved yet, if any."""
     return session.exec(

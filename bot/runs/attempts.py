@@ -68,6 +68,9 @@ def perform(
             f"unexpected {type(exc).__name__} in {step.action} (details in the worker log)",
             retryable=False,
         )
+    if step.phase != COMPENSATION:
+        # It went through with the same key: an earlier, abandoned call needs no waiting for.
+        _LATE_CALLS.pop((step.run_id, step.position), None)
     # What the database will hand back later: plain JSON.
     return dict(json.loads(json.dumps(output or {}, default=str)))
 

@@ -80,22 +80,24 @@ def status(surface: Surface, command: Command, caller: Caller) -> Reply:
 def resolve(surface: Surface, command: Command, caller: Caller) -> Reply:
     """Resolve the incident."""
     with session_scope(surface.engine) as session:
-        incident = incident_for(session, number=command.number, caller=caller)
+        found = incident_for(session, number=command.number, caller=caller)
+        assert found.id is not None
+        # Incident, then its requests, then the timeline: the order clicks and proposals take.
+        incident = incidents.lock(session, incident_id=found.id)
+        withdrawn = approvals.cancel_for_incident(
+            session,
+            incident_id=found.id,
+            actor=caller.user,
+            source=SOURCE,
+            why=f"incident #{found.id} was resolved",
+        )
         incidents.resolve(
             session, incident=incident, actor=caller.user, source=SOURCE, summary=command.text
         )
-        assert incident.id is not None
-        withdrawn = approvals.cancel_for_incident(
-            session,
-            incident_id=incident.id,
-            actor=caller.user,
-            source=SOURCE,
-            why=f"incident #{incident.id} was resolved",
-        )
-    surface.notifier.incident_updated(incident_id=incident.id)
+    surface.notifier.incident_updated(incident_id=found.id)
     for request_id in withdrawn:
         surface.notifier.proposal_decided(request_id=request_id)
-    return Reply(f"Incident #{incident.id} resolved by <@{caller.user}>.", in_channel=True)
+    return Reply(f"Incident #{found.id} resolved by <@{caller.user}>.", in_channel=True)
 
 
 def severity(surface: Surface, command: Command, caller: Caller) -> Reply:

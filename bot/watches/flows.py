@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.detection.evidence import Decision, format_duration
@@ -162,6 +163,11 @@ def _propose(
     except RollbotError as exc:
         _record_no_proposal(session, target=target, incident=incident, reason=str(exc))
         return None, str(exc)
+    except IntegrityError:
+        # The database's one-pending-proposal rule, should anything get past the lock.
+        reason = f"another proposal for {target.model} was made at the same moment"
+        _record_no_proposal(session, target=target, incident=incident, reason=reason)
+        return None, reason
     return request.id, None
 
 

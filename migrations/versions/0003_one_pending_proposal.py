@@ -21,7 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(
-        "UPDATE approval_request SET status = 'cancelled' WHERE status = 'pending' AND id NOT IN "
+        "UPDATE approval_request SET status = 'cancelled', decided_at = CURRENT_TIMESTAMP "
+        "WHERE status = 'pending' AND id NOT IN "
         "(SELECT MAX(id) FROM approval_request WHERE status = 'pending' GROUP BY model)"
     )
     with op.batch_alter_table("approval_request", schema=None) as batch_op:

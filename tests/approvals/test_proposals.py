@@ -13,9 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.approvals import service as approvals
 from bot.config import parse_config
 from bot.errors import ConflictError
+from bot.incidents import service as incidents
 from bot.proposals import propose_rollback
+from bot.runs.service import create_run
 from bot.store.db import session_scope
 from bot.store.models import ApprovalRequest, Incident, RunbookRun
 from bot.store.types import utcnow
@@ -25,6 +28,18 @@ CONFIG = parse_config(
     """
 registries: {mlflow: {kind: local}}
 deployers: {kserve: {kind: local}}
+models:
+  fraud: {registry: mlflow, deployer: kserve}
+"""
+)
+
+
+ONE_APPROVAL = parse_config(
+    """
+registries: {mlflow: {kind: local}}
+deployers: {kserve: {kind: local}}
+approval_policies:
+  default: {approvals: 1, approver_groups: [SONCALL]}
 models:
   fraud: {registry: mlflow, deployer: kserve}
 """
@@ -132,11 +147,22 @@ def test_automatic_proposals_wait_for_the_cooldown_after_a_rollback(engine: Engi
 
     with pytest.raises(ConflictError) as refused, session_scope(engine) as session:
         propose(session, supersede=False, quiet_after=timedelta(minutes=30))
-    assert f"(run #{run_id})" in str(refused.value) and "rolled back at" in str(refused.value)
+    assert "a rollback of fraud ended at " in str(refused.value)
+    assert f"(run #{run_id}, succeeded)" in str(refused.value)
 
     with session_scope(engine) as session:
         propose(session, supersede=False, quiet_after=timedelta(minutes=5))
     assert [status for _, status in requests(engine)] == ["pending"]
+
+
+def test_a_failed_rollback_that_kept_the_safe_version_starts_the_cooldown_too(
+    engine: Engine,
+) -> None:
+    run_id = add_run(engine, status="failed", finished_ago=timedelta(minutes=10))
+
+    with pytest.raises(ConflictError) as refused, session_scope(engine) as session:
+        propose(session, supersede=False, quiet_after=timedelta(minutes=30))
+    assert f"(run #{run_id}, failed)" in str(refused.value)
 
 
 def test_the_database_refuses_a_second_pending_proposal(engine: Engine) -> None:
@@ -181,3 +207,66 @@ def test_concurrent_proposals_leave_one_pending(engine: Engine, supersede: bool)
         assert sorted(statuses) == ["cancelled"] * 3 + ["pending"] and refusals == []
     else:
         assert statuses == ["pending"] and len(refusals) == 3
+
+
+def test_a_click_and_a_new_proposal_at_once_queue_rather_than_deadlock(
+    engine: Engine, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers; the lock order matters for row locks")
+    with session_scope(engine) as session:
+        request = propose(session, config=ONE_APPROVAL)
+        assert request.id is not None
+        request_id = request.id
+    refusals: list[str] = []
+
+    def another_proposal() -> None:  # a person asks again while the click is being decided
+        try:
+            with session_scope(engine) as session:
+                propose(session, config=ONE_APPROVAL, requested_by="UCAROL")
+        except ConflictError as exc:
+            refusals.append(str(exc))
+
+    other = threading.Thread(target=another_proposal)
+
+    def members_of(group: str) -> frozenset[str]:
+        # Called with the click's locks held and before it writes: start the other
+        # transaction now, so that both hold something the other will want.
+        other.start()
+        time.sleep(0.5)
+        return frozenset({"UBOB"})
+
+    with session_scope(engine) as session:
+        outcome = approvals.decide(
+            session,
+            request_id=request_id,
+            user="UBOB",
+            decision="approve",
+            members_of=members_of,
+            current_plan_hash=None,
+            start_run=create_run,
+        )
+    other.join(30)
+
+    assert outcome.status == "approved" and outcome.run_id is not None
+    assert not other.is_alive()
+    assert len(refusals) == 1 and "already has an active rollback: run #" in refusals[0]
+    assert [status for _, status in requests(engine)] == ["approved"]
+
+
+def test_no_proposal_joins_an_incident_resolved_meanwhile(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session, model="fraud", title="alert", actor="alertmanager", source="alertmanager"
+        )
+        assert incident.id is not None
+        incident_id = incident.id  # what an alert's proposal is handed after intake commits
+    with session_scope(engine) as session:
+        resolved = incidents.get(session, incident_id=incident_id)
+        incidents.resolve(session, incident=resolved, actor="U1", source="slack")
+
+    resolved_meanwhile = "was resolved meanwhile; nothing was proposed"
+    with pytest.raises(ConflictError, match=resolved_meanwhile), session_scope(engine) as session:
+        propose(session, incident_id=incident_id, supersede=False)
+
+    assert requests(engine) == []
