@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from bot.approvals import service as approvals
 from bot.approvals.policy import PolicySnapshot
 from bot.errors import NotFoundError
 from bot.proposals import propose_with
@@ -16,14 +15,15 @@ from bot.slack.commands import Command
 from bot.slack.incident_commands import SOURCE, incident_for
 from bot.slack.surface import Caller, Reply, Surface
 from bot.store import session_scope
-from bot.store.models import ApprovalRequest, Incident, RunbookRun, RunStatus
+from bot.store.models import ApprovalRequest, ApprovalStatus, Incident, RunbookRun, RunStatus
+from bot.store.types import utcnow
 
 
 def rollback(surface: Surface, command: Command, caller: Caller) -> Reply:
     """Propose a rollback: open or join the incident and post the approval card."""
     model = command.model or ""
+    started = utcnow()
     with session_scope(surface.engine) as session:
-        superseded = [r.id for r in approvals.pending_for_model(session, model=model)]
         request = propose_with(
             session,
             tools=surface.tools,
@@ -34,8 +34,15 @@ def rollback(surface: Surface, command: Command, caller: Caller) -> Reply:
             via=SOURCE,
             reason=command.text,
         )
+        # Read after the proposal took the model's lock: the ones it superseded.
+        superseded = session.exec(
+            select(ApprovalRequest.id)
+            .where(ApprovalRequest.model == model)
+            .where(ApprovalRequest.status == ApprovalStatus.CANCELLED)
+            .where(col(ApprovalRequest.decided_at) >= started)
+        ).all()
     assert request.id is not None and request.incident_id is not None
-    _announce(surface, request=request, superseded=superseded)
+    _announce(surface, request=request, superseded=list(superseded))
     with session_scope(surface.engine) as session:
         channel = session.get(Incident, request.incident_id)
         where = f" in <#{channel.channel_id}>" if channel and is_channel(channel.channel_id) else ""
