@@ -31,11 +31,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.errors import NotFoundError, RollbotError
-from bot.runs import leases, transitions
+from bot.runs import incident_effects, leases, transitions
 from bot.runs.attempts import StepFailure, perform, reconcile_effect
 from bot.runs.contracts import Action, OnFailure, Plan, PlanStep, StepContext
 from bot.runs.retry import backoff_delay, full_jitter
-from bot.runs.service import COMPENSATION, FORWARD, approval_problem, unfinished
+from bot.runs.service import COMPENSATION, FORWARD, approval_problem, steps_of, unfinished
 from bot.runs.service import request_abort as request_run_abort
 from bot.store.db import session_scope
 from bot.store.models import RunbookRun, RunStatus, StepRun, StepState
@@ -194,14 +194,14 @@ class RunEngine:
                     session, run, plan, reason=None, own_failed_step=None, at=now
                 )
             else:
-                forward = transitions.steps_of(session, run.id or 0, FORWARD)
+                forward = steps_of(session, run.id or 0, FORWARD)
                 pending = [s for s in forward if unfinished(s)]
                 if pending:
                     return pending[0]
                 transitions.finish_succeeded(session, run, at=now)
                 return None
         if run.status == RunStatus.COMPENSATING:
-            undo = transitions.steps_of(session, run.id or 0, COMPENSATION)
+            undo = steps_of(session, run.id or 0, COMPENSATION)
             pending = [s for s in reversed(undo) if unfinished(s)]
             if pending:
                 return pending[0]
@@ -318,7 +318,7 @@ class RunEngine:
             now = self._clock()
             transitions.step_failed(session, run, step, error=error, total=len(plan.steps), at=now)
             policy = plan.steps[step.position].on_failure
-            if transitions.verifies_mitigation(session, run, plan, step):
+            if incident_effects.checks_mitigation(session, run, plan, step):
                 transitions.escalate_unverified(
                     session, run, step, error=error, stop=policy != OnFailure.CONTINUE, at=now
                 )

@@ -31,6 +31,17 @@ FORWARD = "forward"
 COMPENSATION = "compensation"
 
 
+def steps_of(session: Session, run_id: int, phase: str) -> list[StepRun]:
+    """The run's steps of one phase in position order."""
+    return list(
+        session.exec(
+            select(StepRun)
+            .where(StepRun.run_id == run_id, StepRun.phase == phase)
+            .order_by(col(StepRun.position))
+        ).all()
+    )
+
+
 def get_run(session: Session, *, run_id: int) -> RunbookRun:
     """The run, or NotFoundError."""
     run = session.get(RunbookRun, run_id)

@@ -2,7 +2,7 @@
 
 The engine calls these inside one transaction per change, so the database never holds a
 state without the event that explains it, and a crash between two changes leaves the run at
-the last one.
+the last one. What steps mean for the run's incident: :mod:`bot.runs.incident_effects`.
 """
 
 from __future__ import annotations
@@ -10,29 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from bot.incidents import service as incidents
+from bot.runs import incident_effects
 from bot.runs.contracts import Plan, PlanStep
+from bot.runs.events import label, run_event, step_details
 from bot.runs.leases import release
-from bot.runs.service import COMPENSATION, FORWARD, SOURCE, unfinished
-from bot.safe_versions import MODEL_COMPONENT, record_deployment
-from bot.store.models import Incident, IncidentStatus, RunbookRun, RunStatus, StepRun, StepState
-from bot.timeline import record_event
-
-ENGINE_ACTOR = "rollbot"
-SHIFT_TRAFFIC = "deployer.shift_traffic"
-
-
-def steps_of(session: Session, run_id: int, phase: str) -> list[StepRun]:
-    """The run's steps of one phase in position order."""
-    return list(
-        session.exec(
-            select(StepRun)
-            .where(StepRun.run_id == run_id, StepRun.phase == phase)
-            .order_by(col(StepRun.position))
-        ).all()
-    )
+from bot.runs.service import COMPENSATION, FORWARD, steps_of, unfinished
+from bot.store.models import RunbookRun, RunStatus, StepRun, StepState
 
 
 def spec_for(plan: Plan, step: StepRun) -> PlanStep:
@@ -44,44 +29,11 @@ def spec_for(plan: Plan, step: StepRun) -> PlanStep:
     return forward.compensation
 
 
-def label(step: StepRun, total: int) -> str:
-    """How a step is named on the timeline."""
-    if step.phase == COMPENSATION:
-        return f"Compensation {step.name!r} (for step {step.position + 1})"
-    return f"Step {step.position + 1}/{total} {step.name!r}"
-
-
-def _event(
-    session: Session,
-    run: RunbookRun,
-    kind: str,
-    summary: str,
-    *,
-    at: datetime,
-    actor: str = ENGINE_ACTOR,
-    **details: Any,
-) -> None:
-    record_event(
-        session,
-        incident_id=run.incident_id,
-        kind=kind,
-        source=SOURCE,
-        actor=actor,
-        summary=summary,
-        details={"run_id": run.id, **details},
-        occurred_at=at,
-    )
-
-
-def _step_details(step: StepRun) -> dict[str, Any]:
-    return {"phase": step.phase, "position": step.position, "action": step.action}
-
-
 def start_run(session: Session, run: RunbookRun, *, at: datetime) -> None:
     """The first step is about to run."""
     run.status, run.started_at = RunStatus.RUNNING, at
     session.add(run)
-    _event(
+    run_event(
         session,
         run,
         "run.started",
@@ -98,7 +50,7 @@ def step_started(
     step.started_at = step.started_at or at
     step.next_attempt_at = None
     session.add(step)
-    _event(
+    run_event(
         session,
         run,
         "step.started",
@@ -106,7 +58,7 @@ def step_started(
         at=at,
         attempt=step.attempt,
         idempotency_key=key,
-        **_step_details(step),
+        **step_details(step),
     )
 
 
@@ -124,7 +76,7 @@ def step_succeeded(
     step.state, step.output, step.error, step.finished_at = StepState.SUCCEEDED, output, None, at
     session.add(step)
     how = " (found already in place after a restart)" if reconciled else ""
-    _event(
+    run_event(
         session,
         run,
         "step.succeeded",
@@ -133,43 +85,17 @@ def step_succeeded(
         attempt=step.attempt,
         reconciled=reconciled,
         output=output,
-        **_step_details(step),
+        **step_details(step),
     )
     if step.phase == FORWARD:
-        _note_key_times(session, run, plan, step, at=at)
+        incident_effects.note_done(session, run, plan, step, at=at)
     else:
-        _note_mitigation_undone(session, run, plan, step, at=at)
-
-
-def _note_mitigation_undone(
-    session: Session, run: RunbookRun, plan: Plan, undo: StepRun, *, at: datetime
-) -> None:
-    """Undoing the full shift to the safe version undoes the mitigation: the incident's
-    mitigation and verification times no longer hold."""
-    if run.incident_id is None:
-        return
-    forward = steps_of(session, run.id or 0, FORWARD)
-    if not any(s.position == undo.position and _mitigates(s, plan) for s in forward):
-        return
-    incident = _incident(session, run)
-    if incident.mitigated_at is None:
-        return
-    incident.mitigated_at, incident.verified_at = None, None
-    session.add(incident)
-    _event(
-        session,
-        run,
-        "incident.unmitigated",
-        f"Mitigation undone by {undo.name!r}: traffic is no longer all on version "
-        f"{plan.to_version}, so the incident's mitigation time is cleared",
-        at=at,
-        **_step_details(undo),
-    )
+        incident_effects.note_undone(session, run, plan, step, at=at)
 
 
 def step_note(session: Session, run: RunbookRun, step: StepRun, *, note: str, at: datetime) -> None:
     """A note a step left for the people following the run (the ``notify`` action)."""
-    _event(session, run, "run.note", note, at=at, **_step_details(step))
+    run_event(session, run, "run.note", note, at=at, **step_details(step))
 
 
 def step_retrying(
@@ -193,7 +119,7 @@ def step_retrying(
         step.idempotency_key = None
     session.add(step)
     wait = (retry_at - at).total_seconds()
-    _event(
+    run_event(
         session,
         run,
         "step.retrying",
@@ -202,7 +128,7 @@ def step_retrying(
         attempt=step.attempt,
         error=error,
         retry_at=retry_at.isoformat(),
-        **_step_details(step),
+        **step_details(step),
     )
 
 
@@ -212,7 +138,7 @@ def step_failed(
     """The step gave up; what happens to the run is the caller's next change."""
     step.state, step.error, step.finished_at = StepState.FAILED, error, at
     session.add(step)
-    _event(
+    run_event(
         session,
         run,
         "step.failed",
@@ -220,7 +146,7 @@ def step_failed(
         at=at,
         attempt=step.attempt,
         error=error,
-        **_step_details(step),
+        **step_details(step),
     )
 
 
@@ -270,7 +196,7 @@ def begin_compensation(
     session.add(run)
     why = reason or f"abort requested by {run.abort_requested_by}"
     names = ", ".join(repr(plan.steps[s.position].name) for s in reversed(queued)) or "nothing"
-    _event(
+    run_event(
         session,
         run,
         "run.compensating",
@@ -296,7 +222,7 @@ def finish_succeeded(session: Session, run: RunbookRun, *, at: datetime) -> None
     release(run)
     session.add(run)
     note = f" ({len(failed)} step(s) failed and were passed over: {', '.join(failed)})"
-    _event(
+    run_event(
         session,
         run,
         "run.succeeded",
@@ -319,7 +245,7 @@ def finish_after_compensation(session: Session, run: RunbookRun, *, at: datetime
     run.finished_at = at
     release(run)
     session.add(run)
-    _event(
+    run_event(
         session,
         run,
         f"run.{run.status}",
@@ -330,14 +256,6 @@ def finish_after_compensation(session: Session, run: RunbookRun, *, at: datetime
     )
 
 
-def verifies_mitigation(session: Session, run: RunbookRun, plan: Plan, step: StepRun) -> bool:
-    """Whether ``step`` checks the model after its traffic went back to the safe version."""
-    if step.phase != FORWARD or not _is_verification(step):
-        return False
-    done = steps_of(session, run.id or 0, FORWARD)[: step.position]
-    return any(s.state == StepState.SUCCEEDED and _mitigates(s, plan) for s in done)
-
-
 def escalate_unverified(
     session: Session, run: RunbookRun, step: StepRun, *, error: str, stop: bool, at: datetime
 ) -> None:
@@ -346,25 +264,7 @@ def escalate_unverified(
     Undoing the rollback would put the degraded version back (or, with the metrics down,
     do so on no evidence at all); the incident is raised to at least sev2 instead.
     """
-    message = (
-        f"verification {step.name!r} failed after traffic went back to version "
-        f"{run.to_version}: {error}"
-    )
-    if run.incident_id is not None:
-        incident = _incident(session, run)
-        if incident.status != IncidentStatus.RESOLVED and incident.severity in ("sev3", "sev4"):
-            incidents.set_severity(
-                session, incident=incident, severity="sev2", actor=ENGINE_ACTOR, source=SOURCE
-            )
-    _event(
-        session,
-        run,
-        "incident.escalated",
-        f"Escalated: {message}. The rollback is kept; a person needs to look now.",
-        at=at,
-        error=error,
-        **_step_details(step),
-    )
+    message = incident_effects.escalate(session, run, step, error=error, at=at)
     if stop:
         fail_without_acting(
             session,
@@ -397,71 +297,4 @@ def fail_without_acting(
     if not keep_lease:
         release(run)
     session.add(run)
-    _event(session, run, "run.failed", f"Run #{run.id} failed: {message}", at=at, error=message)
-
-
-def _note_key_times(
-    session: Session, run: RunbookRun, plan: Plan, step: StepRun, *, at: datetime
-) -> None:
-    """Mitigation is the full shift to the safe version; verification a check after it."""
-    if _is_full_shift(step):
-        component = step.params.get("component")
-        is_model = component in (None, run.model)
-        if run.incident_id is not None and is_model and _version(step) == plan.to_version:
-            incidents.mark_time(
-                session, incident=_incident(session, run), key="mitigated_at", at=at
-            )
-        if not run.drill:
-            _record_deployment(
-                session, run, component=None if is_model else component, step=step, at=at
-            )
-    elif _is_verification(step) and run.incident_id is not None:
-        done = steps_of(session, run.id or 0, FORWARD)[: step.position]
-        if any(s.state == StepState.SUCCEEDED and _mitigates(s, plan) for s in done):
-            incidents.mark_time(session, incident=_incident(session, run), key="verified_at", at=at)
-
-
-def _is_full_shift(step: StepRun) -> bool:
-    return step.action == SHIFT_TRAFFIC and step.params.get("percent", 100) == 100
-
-
-def _mitigates(step: StepRun, plan: Plan) -> bool:
-    component = step.params.get("component")
-    return (
-        _is_full_shift(step)
-        and component in (None, plan.model)
-        and _version(step) == plan.to_version
-    )
-
-
-def _version(step: StepRun) -> str | None:
-    version = step.params.get("version")
-    return None if version is None else str(version)
-
-
-def _is_verification(step: StepRun) -> bool:
-    return step.action == "verify" or step.action.split(".")[-1].startswith("verify")
-
-
-def _incident(session: Session, run: RunbookRun) -> Incident:
-    assert run.incident_id is not None
-    return incidents.get(session, incident_id=run.incident_id)
-
-
-def _record_deployment(
-    session: Session, run: RunbookRun, *, component: str | None, step: StepRun, at: datetime
-) -> None:
-    version = _version(step)
-    if version is None:
-        return
-    record_deployment(
-        session,
-        model=run.model,
-        component=component or MODEL_COMPONENT,
-        version=version,
-        reason="rollback",
-        actor=ENGINE_ACTOR,
-        run_id=run.id,
-        incident_id=run.incident_id,
-        at=at,
-    )
+    run_event(session, run, "run.failed", f"Run #{run.id} failed: {message}", at=at, error=message)
