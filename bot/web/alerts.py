@@ -25,7 +25,7 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
     With ROLLBOT_ALERTMANAGER_TOKEN set, a notification must carry it (Alertmanager's
     ``http_config``: ``authorization`` or ``basic_auth``), else 401 and nothing is read.
     """
-    expected = Settings().rollbot_alertmanager_token
+    expected = _token(request.app.state)
     if expected and not carries(request, expected):
         return JSONResponse(
             {
@@ -60,6 +60,14 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"the body is not valid JSON ({exc})", field=None) from None
+
+
+def _token(state: Any) -> str | None:
+    """ROLLBOT_ALERTMANAGER_TOKEN, read once per app rather than at every notification."""
+    if not hasattr(state, "alertmanager_token"):
+        state.alertmanager_token = Settings().rollbot_alertmanager_token
+    token: str | None = state.alertmanager_token
+    return token
 
 
 def _config(state: Any) -> RollbotConfig:

@@ -29,6 +29,9 @@ def mount_slack(app: FastAPI, bolt: App) -> None:
     """Route Slack's events, commands and interactivity to ``bolt``."""
     if not isinstance(bolt, RollbotSlackApp):
         raise TypeError("mount_slack needs the App from bot.slack.app.create_slack_app")
+    verifier = bolt.verifier
+    if verifier is None:  # bolt checks no signatures itself: this route must
+        raise TypeError("a Socket Mode app cannot serve /slack/events (it checks no signatures)")
     admission = bolt.admission
 
     async def slack_events(request: Request) -> Response:
@@ -36,14 +39,14 @@ def mount_slack(app: FastAPI, bolt: App) -> None:
         timestamp = request.headers.get("x-slack-request-timestamp")
         signature = request.headers.get("x-slack-signature", "")
         # Forged or stale requests are refused before anything reads their body.
-        if bolt.verifier is not None and not _signed(bolt.verifier, body, timestamp, signature):
+        if not _signed(verifier, body, timestamp, signature):
             return _error("invalid or stale signature", 401)
         try:
             bolt_request = to_bolt_request(request, body)
             response = bolt.dispatch(bolt_request)
         except _UNREADABLE as exc:  # signed, but not shaped as Slack shapes its payloads
             return _error(f"unreadable request ({type(exc).__name__})", 400)
-        # Only a request bolt accepted (signature and timestamp checked) is worth a key.
+        # Only a request signed and accepted is worth a key.
         if response.status == 200 and signature:
             sent_at = _sent_at(timestamp)
             admitted = Admission(signature, follow_up_of(bolt_request), sent_at=sent_at)

@@ -18,7 +18,7 @@ from bot.incidents import service as incidents
 from bot.runs.contracts import Plan, PlanStep
 from bot.runs.service import create_run
 from bot.store import session_scope
-from bot.store.models import ApprovalRequest, TimelineEvent
+from bot.store.models import ApprovalDecision, ApprovalRequest, TimelineEvent
 from bot.store.types import utcnow
 
 PLAN = Plan(
@@ -176,3 +176,32 @@ def test_expiry_leaves_alone_a_request_being_approved_in_time(engine: Engine, ba
     with Session(engine) as session:
         request = session.get(ApprovalRequest, request_id)
         assert request is not None and request.status == "approved"
+
+
+def test_a_click_on_a_request_of_a_resolved_incident_approves_nothing(engine: Engine) -> None:
+    request_id = _request(engine)
+    with session_scope(engine) as session:
+        request = session.get(ApprovalRequest, request_id)
+        assert request is not None and request.incident_id is not None
+        resolved = incidents.get(session, incident_id=request.incident_id)
+        incidents.resolve(session, incident=resolved, actor="UCAROL", source="slack")
+
+    with pytest.raises(PolicyViolation) as refused, session_scope(engine) as session:
+        service.decide(
+            session,
+            request_id=request_id,
+            user="UBOB",
+            decision="approve",
+            members_of=lambda group: frozenset(),
+            current_plan_hash=None,
+            start_run=create_run,
+        )
+
+    assert str(refused.value) == (
+        f"incident #1 is resolved, so rollback request #{request_id} no longer applies; "
+        "propose again if fraud-detector still needs it"
+    )
+    with Session(engine) as session:
+        request = session.get(ApprovalRequest, request_id)
+        assert request is not None and request.status == "pending"
+        assert session.exec(select(ApprovalDecision)).all() == []

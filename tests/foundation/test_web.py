@@ -71,6 +71,10 @@ def test_a_migrated_database_serves_health_readiness_and_metrics(
         w.startswith("ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open")
         for w in warnings
     )
+    assert (
+        "ROLLBOT_ALERTMANAGER_TOKEN is not set: anyone who reaches this address can post "
+        "alerts to /alerts/alertmanager" in warnings
+    )
 
 
 def test_readiness_fails_with_the_reason_until_migrated(
