@@ -242,22 +242,32 @@ def _acknowledge(
         incidents.note_response(session, incident=incident, actor=user, source=source, at=now)
 
 
-def verify_approved(session: Session, *, request_id: int, plan_hash: str) -> None:
-    """Right before execution: the request is approved, for this plan, by a quorum."""
-    request = get(session, request_id=request_id)
+def approval_gap(session: Session, *, request_id: int, plan_hash: str) -> str | None:
+    """Why request #id does not cover the plan with this hash, or None when it does.
+
+    Covering means approved, for exactly this plan, by as many distinct approvers of this plan
+    as the request's policy demands; the engine asks right before it acts, so a status set by
+    hand or by a bug cannot stand in for the approvals themselves.
+    """
+    request = session.get(ApprovalRequest, request_id)
+    if request is None:
+        return f"approval request #{request_id} no longer exists"
     if request.status != ApprovalStatus.APPROVED:
-        raise PolicyViolation(f"rollback request #{request_id} is {request.status}, not approved")
-    check_plan_unchanged(
-        approved_hash=request.plan_hash, current_hash=plan_hash, model=request.model
-    )
+        return f"approval request #{request_id} is {request.status}, not approved"
+    if request.plan_hash != plan_hash:
+        return f"approval request #{request_id} was given for a different plan"
     policy = PolicySnapshot.from_dict(request.policy)
-    approvers = [
+    approvers = {
         d.approver
         for d in decisions(session, request_id=request_id)
         if d.decision == "approve" and d.plan_hash == plan_hash
-    ]
+    }
     if not quorum_met(approvers, policy):
-        raise PolicyViolation(f"rollback request #{request_id} lacks its quorum of approvals")
+        return (
+            f"approval request #{request_id} has {len(approvers)} of the {policy.approvals} "
+            "approvals its policy demands"
+        )
+    return None
 
 
 def expire_due(session: Session, *, now: datetime | None = None) -> list[int]:

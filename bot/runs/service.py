@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.approvals import service as approvals
 from bot.errors import ConflictError, NotFoundError, PolicyViolation
 from bot.runs.contracts import Plan
 from bot.store.models import (
-    ApprovalRequest,
-    ApprovalStatus,
     RunbookRun,
     RunStatus,
     StepRun,
@@ -63,14 +62,9 @@ def approval_problem(session: Session, *, run: RunbookRun) -> str | None:
     """Why the run's approval no longer covers it, or None when it still does (or is a drill)."""
     if run.approval_request_id is None:
         return None if run.drill else "the run has no approval request"
-    request = session.get(ApprovalRequest, run.approval_request_id)
-    if request is None:
-        return f"approval request #{run.approval_request_id} no longer exists"
-    if request.status != ApprovalStatus.APPROVED:
-        return f"approval request #{request.id} is {request.status}, not approved"
-    if request.plan_hash != run.plan_hash:
-        return f"approval request #{request.id} was given for a different plan"
-    return None
+    return approvals.approval_gap(
+        session, request_id=run.approval_request_id, plan_hash=run.plan_hash
+    )
 
 
 def create_run(

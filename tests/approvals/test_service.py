@@ -18,7 +18,7 @@ from bot.incidents import service as incidents
 from bot.runs.contracts import Plan, PlanStep
 from bot.runs.service import create_run
 from bot.store import session_scope
-from bot.store.models import ApprovalDecision, ApprovalRequest, TimelineEvent
+from bot.store.models import ApprovalDecision, ApprovalRequest, ApprovalStatus, TimelineEvent
 from bot.store.types import utcnow
 
 PLAN = Plan(
@@ -120,8 +120,8 @@ def test_requests_inside_their_time_do_not_expire(engine: Engine) -> None:
 def test_the_engine_recheck_accepts_only_the_approved_plan(engine: Engine) -> None:
     request_id = _request(engine)
     with session_scope(engine) as session:
-        with pytest.raises(PolicyViolation, match="is pending, not approved"):
-            service.verify_approved(session, request_id=request_id, plan_hash=PLAN.hash())
+        gap = service.approval_gap(session, request_id=request_id, plan_hash=PLAN.hash())
+        assert gap == f"approval request #{request_id} is pending, not approved"
         outcome = service.decide(
             session,
             request_id=request_id,
@@ -133,9 +133,23 @@ def test_the_engine_recheck_accepts_only_the_approved_plan(engine: Engine) -> No
         )
     assert outcome.run_id is not None
     with session_scope(engine) as session:
-        service.verify_approved(session, request_id=request_id, plan_hash=PLAN.hash())
-        with pytest.raises(PolicyViolation, match="the plan changed"):
-            service.verify_approved(session, request_id=request_id, plan_hash="0" * 64)
+        assert service.approval_gap(session, request_id=request_id, plan_hash=PLAN.hash()) is None
+        gap = service.approval_gap(session, request_id=request_id, plan_hash="0" * 64)
+        assert gap == f"approval request #{request_id} was given for a different plan"
+
+
+def test_the_engine_recheck_counts_the_approvals_not_the_status(engine: Engine) -> None:
+    request_id = _request(engine)
+    with session_scope(engine) as session:
+        request = session.get(ApprovalRequest, request_id)
+        assert request is not None
+        request.status = ApprovalStatus.APPROVED  # as a hand-edited row or a bug would leave it
+        session.add(request)
+
+    with session_scope(engine) as session:
+        gap = service.approval_gap(session, request_id=request_id, plan_hash=PLAN.hash())
+
+    assert gap == f"approval request #{request_id} has 0 of the 1 approvals its policy demands"
 
 
 def test_a_policy_with_no_approvers_named_lets_anyone_approve() -> None:

@@ -16,7 +16,7 @@ from bot.runs.contracts import OnFailure, Plan, PlanStep, RetryPolicy, StepConte
 from bot.runs.engine import RunEngine, RunObserver
 from bot.runs.service import create_run
 from bot.store import session_scope
-from bot.store.models import ApprovalRequest, ApprovalStatus, RunbookRun, StepRun
+from bot.store.models import ApprovalDecision, ApprovalRequest, ApprovalStatus, RunbookRun, StepRun
 from bot.store.types import utcnow
 
 MODEL = "fraud-detector"
@@ -174,6 +174,7 @@ def approval(session: Session, the_plan: Plan, *, status: str = ApprovalStatus.A
         plan=the_plan.model_dump(mode="json"),
         plan_hash=the_plan.hash(),
         policy_name="default",
+        policy={"approvals": 1},
         requested_by="U-alice",
         status=status,
         expires_at=utcnow() + timedelta(minutes=30),
@@ -181,6 +182,16 @@ def approval(session: Session, the_plan: Plan, *, status: str = ApprovalStatus.A
     session.add(request)
     session.flush()
     assert request.id is not None
+    if status == ApprovalStatus.APPROVED:  # as a click grants it: the policy's one approval
+        session.add(
+            ApprovalDecision(
+                request_id=request.id,
+                approver="U-bob",
+                decision="approve",
+                plan_hash=request.plan_hash,
+            )
+        )
+        session.flush()
     return request.id
 
 

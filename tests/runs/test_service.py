@@ -13,6 +13,7 @@ from bot.runs.contracts import Plan
 from bot.runs.service import active_run_for_model, create_run, request_abort, run_status
 from bot.store import session_scope
 from bot.store.models import (
+    ApprovalDecision,
     RunbookRun,
     StepRun,
     TimelineEvent,
@@ -107,6 +108,29 @@ def test_a_run_needs_a_valid_approval(
 
     with (
         pytest.raises(PolicyViolation, match=f"approval no longer valid: .*{message}"),
+        session_scope(engine) as session,
+    ):
+        create_run(
+            session,
+            plan=the_plan,
+            incident_id=None,
+            approval_request_id=request_id,
+            requested_by="U-alice",
+        )
+
+    assert counts(engine) == before
+
+
+def test_an_approved_status_without_its_approvals_starts_nothing(engine: Engine) -> None:
+    the_plan = plan(step("alias"))
+    with session_scope(engine) as session:
+        request_id = approval(session, the_plan)
+        for decision in session.exec(select(ApprovalDecision)).all():
+            session.delete(decision)  # the row says approved; nobody did
+    before = counts(engine)
+
+    with (
+        pytest.raises(PolicyViolation, match="has 0 of the 1 approvals its policy demands"),
         session_scope(engine) as session,
     ):
         create_run(
