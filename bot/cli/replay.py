@@ -30,7 +30,7 @@ def replay(
             typer.echo(json.dumps(result, sort_keys=True))
         return
     for index, result in enumerate(results):
-        if index == 0:  # after the first file parsed, so a bad first file prints only its error
+        if index == 0:  # after every file was read, so a bad file prints only its error
             typer.echo(f"{'scenario':<34} {'proposed at (UTC)':<20} {'state':<13} explanation")
         typer.echo(_row(result))
 

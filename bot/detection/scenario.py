@@ -252,8 +252,12 @@ def replay_files(
     *,
     evaluation_interval_seconds: float = DEFAULT_EVALUATION_INTERVAL_SECONDS,
 ) -> Iterator[dict[str, Any]]:
-    """Replay each file in turn and yield its JSON object; a bad file raises ScenarioError."""
-    for path in paths:
-        scenario = load_scenario(path)
+    """Replay each file in turn and yield its JSON object.
+
+    Every file is read and checked before the first is replayed, so a bad file raises
+    ScenarioError before any result is printed instead of after half of them.
+    """
+    scenarios = [load_scenario(path) for path in paths]
+    for scenario in scenarios:
         result = replay(scenario, evaluation_interval_seconds=evaluation_interval_seconds)
         yield result.to_json_dict()

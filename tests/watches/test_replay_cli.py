@@ -71,3 +71,14 @@ def test_invalid_json_names_the_line(tmp_path: Path) -> None:
     result = run_rollbot(["replay", str(path)], env={"PATH": "/usr/bin"})
 
     assert result.returncode == 1 and "broken.json: line 3: not valid JSON" in result.stderr
+
+
+def test_a_bad_file_after_good_ones_prints_no_results(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", STEP)
+    bad = write(tmp_path, "bad.json", dict(STEP, step_seconds=0))
+
+    for extra in ([], ["--json"]):
+        result = run_rollbot(["replay", str(good), str(bad), *extra], env={"PATH": "/usr/bin"})
+
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.startswith(f"rollbot: {bad}: ")
