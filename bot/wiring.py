@@ -25,6 +25,8 @@ from bot.errors import ConfigError, NotFoundError
 from bot.runbooks.problems import FieldPath, config_lines, field_name, line_of
 from bot.runbooks.render import dependency_order
 from bot.runs.contracts import Component
+from bot.safe_versions import MODEL_COMPONENT
+from bot.serving import Served
 from integrations.deployers.base import Deployer
 from integrations.deployers.kserve import KServeDeployer
 from integrations.deployers.kubernetes import KubernetesDeployer
@@ -194,6 +196,33 @@ def components_for(
         target=dict(model_config.target),
     )
     return components
+
+
+def served_deployments(
+    config: RollbotConfig, settings: Settings, *, environ: Mapping[str, str] | None = None
+) -> tuple[list[Served], list[str]]:
+    """Every model and linked component with its deployer, each deployer built once; and,
+    in words, the deployers that could not be built (their models are left out)."""
+    deployers: dict[str, Deployer | None] = {}
+    problems: list[str] = []
+
+    def deployer(name: str) -> Deployer | None:
+        if name not in deployers:
+            try:
+                deployers[name] = build_deployer(name, config, settings, environ=environ)
+            except (ConfigError, NotFoundError) as exc:
+                deployers[name] = None
+                problems.append(f"deployer {name!r}: {exc}")
+        return deployers[name]
+
+    served = []
+    for model, model_config in config.models.items():
+        places = [(MODEL_COMPONENT, model_config.deployer, model_config.target)]
+        places += [(c.name, c.deployer, c.target) for c in model_config.components]
+        for component, name, target in places:
+            if (built := deployer(name)) is not None:
+                served.append(Served(model, component, built, dict(target)))
+    return served, problems
 
 
 def config_dir(settings: Settings) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.config.durations import Duration
 from bot.config.watch import WatchConfig
@@ -50,6 +50,19 @@ class MetricsConfig(Section):
 
     url: str | None = None
     timeout: Duration = timedelta(seconds=10)
+
+
+class ServingConfig(Section):
+    """How Rollbot notices deploys: it asks each model's deployer what serves."""
+
+    poll_interval: Duration = timedelta(seconds=15)
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("poll_interval must be at least 1s")
+        return value
 
 
 class ApprovalPolicy(Section):
@@ -117,6 +130,7 @@ class RollbotConfig(Section):
     version: Literal[1] = 1
     slack: SlackConfig = SlackConfig()
     metrics: MetricsConfig = MetricsConfig()
+    serving: ServingConfig = ServingConfig()
     registries: dict[str, IntegrationConfig] = Field(default_factory=dict)
     deployers: dict[str, IntegrationConfig] = Field(default_factory=dict)
     approval_policies: dict[str, ApprovalPolicy] = Field(

@@ -1,7 +1,8 @@
 """Which version each watched model runs, since when, and which version it is judged against.
 
 Registries overwrite aliases without history, so the versions come from Rollbot's own
-DeploymentRecord history, never from the registry.
+DeploymentRecord history, never from the registry: a deploy is what the serving poll saw
+at the deployer (bot/serving.py), a rollback what the runbook engine shifted.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from sqlmodel import Session, col, select
 
 from bot.config.models import RollbotConfig
 from bot.config.watch import WatchConfig
+from bot.safe_versions import MODEL_COMPONENT
 from bot.store.models import DeploymentRecord
-
-MODEL_COMPONENT = "model"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
 
     return [
         runbook_runs_job(runtime),
+        serving_job(runtime),
         watches_job(runtime),
         approvals_expiry_job(runtime),
         *slack_jobs(runtime),
@@ -53,6 +54,24 @@ def runbook_runs_job(runtime: Runtime) -> PeriodicJob:
         engine.resume_unfinished()
 
     return PeriodicJob(name="runbook-runs", interval=timedelta(seconds=5), run=resume_runs)
+
+
+def serving_job(runtime: Runtime) -> PeriodicJob:
+    """Ask every deployer what serves and record each change: how Rollbot notices deploys."""
+    import logging
+
+    from bot.serving import ServingPoller
+    from bot.wiring import served_deployments
+
+    served, problems = served_deployments(runtime.config, runtime.settings)
+    for problem in problems:
+        logging.getLogger(__name__).error("not watching for deploys through %s", problem)
+    poller = ServingPoller(runtime.engine, served)
+
+    def poll() -> None:
+        poller.poll()
+
+    return PeriodicJob(name="serving", interval=runtime.config.serving.poll_interval, run=poll)
 
 
 def watches_job(runtime: Runtime) -> PeriodicJob:

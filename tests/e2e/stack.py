@@ -26,13 +26,13 @@ from bot.config import parse_config
 from bot.config.models import RollbotConfig
 from bot.config.settings import Settings
 from bot.proposals import default_tools, propose_with
+from bot.safe_versions import MODEL_COMPONENT
+from bot.serving import Served, ServingPoller
 from bot.slack.app import create_slack_app
 from bot.slack.ids import ActionId
 from bot.slack.notifier import SlackNotifier
 from bot.slack.surface import Surface
 from bot.slack.usergroups import UsergroupDirectory
-from bot.store.db import session_scope
-from bot.store.models import DeploymentRecord
 from bot.web.app import create_app
 from integrations.deployers.local import LocalDeployer
 from integrations.registry.local import LocalRegistry
@@ -122,25 +122,20 @@ models:
 
 
 def seed_deploys(engine: Engine, state: Path, deployed: datetime) -> None:
-    """Version 1 has served for a day; version 2 is a 50% canary since ``deployed``."""
+    """Version 1 has served for a day; version 2 is a 50% canary since ``deployed``.
+
+    Rollbot learns both as it does live: its serving poll reads them at the deployer.
+    """
     registry = LocalRegistry(state / "registry.json")
     deployer = LocalDeployer(state / "deployments.json")
     for version in ("1", "2"):
         registry.register_version(MODEL, version, source=f"s3://{MODEL}/{version}")
     target = {"name": MODEL}
+    served = [Served(MODEL, MODEL_COMPONENT, deployer, target)]
     deployer.shift_traffic(target, version="1", source=None, percent=100, idempotency_key="v1")
+    ServingPoller(engine, served, clock=lambda: deployed - timedelta(days=1)).poll()
     deployer.shift_traffic(target, version="2", source=None, percent=50, idempotency_key="v2")
-    with session_scope(engine) as session:
-        # Rollbot records one version per model as serving: the canary's start ends v1's.
-        session.add(
-            DeploymentRecord(
-                model=MODEL,
-                version="1",
-                started_at=deployed - timedelta(days=1),
-                ended_at=deployed,
-            )
-        )
-        session.add(DeploymentRecord(model=MODEL, version="2", started_at=deployed))
+    ServingPoller(engine, served, clock=lambda: deployed).poll()
 
 
 @contextmanager
