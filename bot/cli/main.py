@@ -20,7 +20,7 @@ from bot.cli import plan as plan_command
 from bot.cli import postmortem as postmortem_command
 from bot.cli import replay as replay_command
 from bot.cli import runbooks as runbooks_command
-from bot.cli.context import load_runtime
+from bot.cli.context import import_demo_histories, load_runtime
 from bot.errors import RollbotError
 from integrations.errors import IntegrationError
 
@@ -57,6 +57,7 @@ def web(
     from bot.worker.jobs import runtime_notifier
 
     runtime = load_runtime()
+    import_demo_histories(runtime)
     slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
     if slack_app is not None and runtime.settings.slack_app_token:
         # Socket Mode: Slack requests arrive over the websocket, not at /slack/events.
@@ -96,6 +97,7 @@ def worker() -> None:
     from bot.worker.main import Worker
 
     runtime = load_runtime()
+    import_demo_histories(runtime)
     process = Worker(runtime.engine, periodic_jobs(runtime))
     process.install_signal_handlers()
     process.run()

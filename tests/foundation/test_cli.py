@@ -104,3 +104,15 @@ def test_a_missing_output_folder_is_one_line_naming_it(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"rollbot: {out}: No such file or directory"]
+
+
+def test_a_bad_environment_value_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    for name, value, message in (
+        ("PORT", "abc", "rollbot: environment: PORT: Input should be a valid integer"),
+        ("DATABASE_URL", "garbage", "rollbot: DATABASE_URL: Could not parse SQLAlchemy URL"),
+    ):
+        result = run_rollbot(["worker"], {**_env(tmp_path), name: value})
+
+        assert result.returncode == 1
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(message)

@@ -136,3 +136,39 @@ def test_plan_says_so_plainly_when_nothing_is_safe(tmp_path: Path, example: Path
         "has tag validated=false, needs validated=true; 2: had an incident while serving; "
         "1: served only 27d21h30m of the 365d required, lacks tag validated=true"
     )
+
+
+def test_web_and_worker_seed_the_demo_history_once_and_proposals_find_its_safe_version(
+    tmp_path: Path, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import select
+
+    from bot.cli.context import import_demo_histories, load_runtime
+    from bot.proposals import default_tools, propose_with
+    from bot.store import migrate, session_scope
+    from bot.store.models import DeploymentRecord
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("ROLLBOT_CONFIG", str(example))
+    migrate.upgrade(url)
+    runtime = load_runtime()
+
+    import_demo_histories(runtime)  # the web process
+    import_demo_histories(runtime)  # the worker, starting next
+    with session_scope(runtime.engine) as session:
+        records = session.exec(
+            select(DeploymentRecord).where(DeploymentRecord.model == "fraud-detector")
+        ).all()
+        proposal = propose_with(
+            session,
+            model="fraud-detector",
+            to_version=None,
+            requested_by="U-alice",
+            via="slack",
+            reason=None,
+            tools=default_tools(runtime.config, runtime.settings),
+        )
+
+    assert len(records) == len({(r.version, r.started_at) for r in records}) > 1
+    assert (proposal.from_version, proposal.to_version) == ("5", "4")
