@@ -24,7 +24,7 @@ from bot.approvals.service import RunStarter
 from bot.config.durations import format_duration
 from bot.config.models import RollbotConfig
 from bot.config.settings import Settings
-from bot.errors import ConflictError, NotFoundError
+from bot.errors import ConfigError, ConflictError, NotFoundError
 from bot.incidents import service as incidents
 from bot.runs.contracts import Plan
 from bot.runs.service import active_run_for_model, create_run
@@ -137,6 +137,7 @@ def propose_rollback(
         to_version=to_version,
         runbook=runbook,
     )
+    policy_name = approval_policy_for(config, runbooks, plan)
     now = now or utcnow()
     incident = _incident_for(session, model=model, actor=requested_by, via=via, id=incident_id)
     assert incident.id is not None
@@ -157,8 +158,8 @@ def propose_rollback(
         session,
         plan=plan,
         incident=incident,
-        policy_name=model_config.approval_policy,
-        policy=PolicySnapshot.from_config(config.approval_policies[model_config.approval_policy]),
+        policy_name=policy_name,
+        policy=PolicySnapshot.from_config(config.approval_policies[policy_name]),
         evidence=evidence or {},
         requested_by=requested_by,
         via=via,
@@ -166,6 +167,19 @@ def propose_rollback(
         now=now,
         requested_version=to_version,
     )
+
+
+def approval_policy_for(config: RollbotConfig, runbooks: Mapping[str, Any], plan: Plan) -> str:
+    """The policy a plan needs: its runbook's own when it names one, else the model's."""
+    declared = getattr(runbooks.get(plan.runbook), "approval_policy", None)
+    name = declared or config.models[plan.model].approval_policy
+    if name not in config.approval_policies:
+        known = ", ".join(sorted(config.approval_policies))
+        raise ConfigError(
+            f"runbook {plan.runbook!r} of {plan.model}: unknown approval policy {name!r} "
+            f"(known: {known})"
+        )
+    return name
 
 
 def propose_with(session: Session, *, tools: RollbackTools, **kwargs: Any) -> ApprovalRequest:

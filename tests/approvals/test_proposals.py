@@ -15,9 +15,10 @@ from sqlmodel import Session, col, select
 
 from bot.approvals import service as approvals
 from bot.config import parse_config
-from bot.errors import ConflictError
+from bot.errors import ConfigError, ConflictError
 from bot.incidents import service as incidents
 from bot.proposals import propose_rollback
+from bot.runbooks.format import Runbook
 from bot.runs.service import create_run
 from bot.store.db import session_scope
 from bot.store.models import ApprovalRequest, Incident, RunbookRun
@@ -268,5 +269,56 @@ def test_no_proposal_joins_an_incident_resolved_meanwhile(engine: Engine) -> Non
     resolved_meanwhile = "was resolved meanwhile; nothing was proposed"
     with pytest.raises(ConflictError, match=resolved_meanwhile), session_scope(engine) as session:
         propose(session, incident_id=incident_id, supersede=False)
+
+    assert requests(engine) == []
+
+
+TWO_POLICIES = parse_config(
+    """
+registries: {mlflow: {kind: local}}
+deployers: {kserve: {kind: local}}
+approval_policies:
+  default: {approvals: 1}
+  two-person: {approvals: 2}
+models:
+  fraud: {registry: mlflow, deployer: kserve}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"), [(None, ("default", 1)), ("two-person", ("two-person", 2))]
+)
+def test_a_runbook_that_names_a_policy_gets_it_instead_of_the_models(
+    engine: Engine, declared: str | None, expected: tuple[str, int]
+) -> None:
+    runbook = Runbook.model_validate(
+        {
+            "name": "immediate-rollback",
+            "approval_policy": declared,
+            "steps": [{"name": "shift", "action": "deployer.shift_traffic"}],
+        }
+    )
+    with session_scope(engine) as session:
+        request = propose(session, config=TWO_POLICIES, runbooks={"immediate-rollback": runbook})
+        policy = (request.policy_name, request.policy["approvals"])
+
+    assert policy == expected
+
+
+def test_a_runbook_naming_an_unknown_policy_proposes_nothing(engine: Engine) -> None:
+    runbook = Runbook.model_validate(
+        {
+            "name": "immediate-rollback",
+            "approval_policy": "nobody",
+            "steps": [{"name": "shift", "action": "deployer.shift_traffic"}],
+        }
+    )
+
+    with (
+        pytest.raises(ConfigError, match="unknown approval policy 'nobody'"),
+        session_scope(engine) as session,
+    ):
+        propose(session, config=TWO_POLICIES, runbooks={"immediate-rollback": runbook})
 
     assert requests(engine) == []
