@@ -102,7 +102,8 @@ class CompensationSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     action: str
     params: dict[str, Any] = Field(default_factory=dict)
-    timeout: Duration = timedelta(minutes=5)
+    # None: DEFAULT_STEP_TIMEOUT beyond the least time the action takes (a wait's duration).
+    timeout: Duration | None = None
     retry: RetrySpec = RetrySpec()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,9 @@ from bot.runbooks.templating import TemplateProblem, render_value
 from bot.runs.actions import ACTIONS
 from bot.runs.actions.base import ActionParams
 from bot.runs.contracts import OnFailure, Plan, PlanStep
+
+# A step's timeout when its runbook gives none, beyond the least time the action takes.
+DEFAULT_STEP_TIMEOUT = timedelta(minutes=5)
 
 Report = Callable[[FieldPath, str], None]
 
@@ -212,14 +216,17 @@ def _plan_step(
                 message = f"unknown parameter of {spec.action} (check the spelling)"
             report((*where, "params", *error["loc"]), message)
         return None
-    if spec.timeout.total_seconds() <= 0:
-        raise TemplateProblem((*where, "timeout"), "timeout must be positive")
     least = params.least_duration() if isinstance(params, ActionParams) else None
-    if least is not None and least[1] >= spec.timeout:
+    timeout = spec.timeout
+    if timeout is None:
+        timeout = DEFAULT_STEP_TIMEOUT + (least[1] if least is not None else timedelta(0))
+    elif timeout.total_seconds() <= 0:
+        raise TemplateProblem((*where, "timeout"), "timeout must be positive")
+    elif least is not None and least[1] >= timeout:
         name_of, span = least
         report(
             (*where, "timeout"),
-            f"timeout {format_duration(spec.timeout)} is not longer than the step's "
+            f"timeout {format_duration(timeout)} is not longer than the step's "
             f"{name_of} {format_duration(span)}: it could never finish",
         )
         return None
@@ -232,7 +239,7 @@ def _plan_step(
         name=name,
         action=spec.action,
         params=params.model_dump(mode="json", exclude_none=True),
-        timeout_seconds=spec.timeout.total_seconds(),
+        timeout_seconds=timeout.total_seconds(),
         retry=spec.retry.policy(),
         on_failure=spec.on_failure if isinstance(spec, StepSpec) else OnFailure.STOP,
         compensation=compensation,

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 from bot.config import parse_config
+from bot.config.models import RollbotConfig
+from bot.runbooks.check import check
 from bot.runbooks.loader import read_runbook
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -34,3 +36,16 @@ def test_the_runbook_example_validates(tmp_path: Path) -> None:
 
     assert problems == [] and runbook is not None
     assert [step.name for step in runbook.steps] == ["shift-25", "bake-25", "verify-25"]
+    assert check(RollbotConfig(), tmp_path) == []  # rendered as `rollbot runbooks check` does
+
+
+def test_the_runbook_reference_example_checks(tmp_path: Path) -> None:
+    reference = README.parent / "docs" / "runbooks.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", reference.read_text(encoding="utf-8"), re.S)
+    [example] = [block for block in blocks if block.startswith("name: staged-rollback")]
+    (tmp_path / "staged-rollback.yaml").write_text(example, encoding="utf-8")
+    config = parse_config(
+        "approval_policies: {default: {approvals: 1}, two-person: {approvals: 2}}\n"
+    )
+
+    assert check(config, tmp_path) == []
