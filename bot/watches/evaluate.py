@@ -125,8 +125,13 @@ def _judge(
             if reading.error is not None:
                 unavailable.update((t.model, reading.error) for t in reading.targets)
                 continue
+            unavailable.update(reading.refused)
             read.update(reading.samples)
-            yield [(t, reading.samples[t.model], states[t.model]) for t in reading.targets]
+            yield [
+                (t, reading.samples[t.model], states[t.model])
+                for t in reading.targets
+                if t.model in reading.samples
+            ]
         if unavailable and not read:
             # Nothing could be read: an outage, so the cycle is skipped and retried whole.
             raise next(iter(unavailable.values()))

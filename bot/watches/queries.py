@@ -7,12 +7,14 @@ answer is split per model afterwards.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config.durations import format_duration
+from integrations.errors import InvalidRequest
 from integrations.metrics.base import MetricsSource, Series
 
 # Up to this many models are selected by a name regex, so unwatched models cost Prometheus
@@ -21,6 +23,7 @@ from integrations.metrics.base import MetricsSource, Series
 # it, select by label and drop the unwatched ones while splitting.
 MAX_NAMES_IN_SELECTOR = 1_000
 _REGEX_SPECIALS = set("\\.^$*+?()[]{}|")
+_PLACEHOLDER = re.compile(r"\$selector|\$step")
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,9 @@ class GroupedQuery:
             selector = f'{key.model_label}=~"{alternatives}"'
         else:
             selector = f'{key.model_label}!=""'
-        inner = key.template.replace("$selector", selector).replace(
-            "$step", _promql_duration(key.step_seconds)
-        )
+        values = {"$selector": selector, "$step": _promql_duration(key.step_seconds)}
+        # In one pass, so a model name holding "$step" is never substituted in turn.
+        inner = _PLACEHOLDER.sub(lambda match: values[match.group(0)], key.template)
         return f"{key.aggregation} by ({key.model_label}, {key.version_label}) ({inner})"
 
 
@@ -91,14 +94,31 @@ ColumnSamples = dict[tuple[str, str, str], dict[float, float]]
 
 
 def run_grouped(
-    source: MetricsSource, queries: Iterable[GroupedQuery], *, start: datetime, end: datetime
+    source: MetricsSource,
+    queries: Iterable[GroupedQuery],
+    *,
+    start: datetime,
+    end: datetime,
+    refused: dict[str, InvalidRequest] | None = None,
 ) -> ColumnSamples:
-    """Run each grouped query once over [start, end] and split its series per model."""
+    """Run each grouped query once over [start, end] and split its series per model.
+
+    A query Prometheus refuses (a template with a syntax error, a model name it cannot
+    parse) costs only the models it reads: they go into ``refused`` with the reason, and the
+    other queries still run. Any other error (Prometheus down, a timeout) raises.
+    """
     samples: ColumnSamples = defaultdict(dict)
     for query in queries:
-        answer = source.query_range(
-            query.promql(), start=start, end=end, step_seconds=query.key.step_seconds
-        )
+        try:
+            answer = source.query_range(
+                query.promql(), start=start, end=end, step_seconds=query.key.step_seconds
+            )
+        except InvalidRequest as exc:
+            if refused is None:
+                raise
+            for members in query.members.values():
+                refused.update((model, exc) for model, _column in members)
+            continue
         _split(query, answer, samples)
     return samples
 
@@ -120,7 +140,10 @@ def _regex_literal(name: str) -> str:
     """A model name as a literal inside a PromQL double-quoted regex."""
     out = []
     for char in name:
-        if char in _REGEX_SPECIALS:
+        if char == "\\":
+            # A backslash escaped for the regex (two), each escaped for the string (four).
+            out.append("\\" * 4)
+        elif char in _REGEX_SPECIALS:
             # One backslash for the regex, doubled because PromQL strings unescape once.
             out.append("\\\\" + char)
         elif char == '"':

@@ -12,7 +12,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.config.watch import MetricKind, denominator_column, numerator_column
@@ -26,7 +26,7 @@ from bot.watches.queries import (
 )
 from bot.watches.ranges import ChunkPlan, ReadWindows, plan_chunks
 from bot.watches.targets import WatchTarget
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, InvalidRequest
 from integrations.metrics.base import MetricsSource
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,13 @@ class WatchSamples:
 
 @dataclass(frozen=True)
 class ChunkReading:
-    """One chunk's samples by model, or the error that left all of them unread."""
+    """One chunk's samples by model, or the error that left all of them unread; models whose
+    queries Prometheus refused are in ``refused`` with the reason, not in ``samples``."""
 
     targets: tuple[WatchTarget, ...]
     samples: dict[str, WatchSamples]
     error: IntegrationError | None = None
+    refused: dict[str, IntegrationError] = field(default_factory=dict)
 
 
 def column_requests(target: WatchTarget) -> list[ColumnRequest]:
@@ -91,11 +93,14 @@ def column_requests(target: WatchTarget) -> list[ColumnRequest]:
 def read_samples(
     source: MetricsSource, targets: Sequence[WatchTarget], *, now: datetime
 ) -> dict[str, WatchSamples]:
-    """Samples for every target with a baseline version; the first unreadable chunk raises."""
+    """Samples for every target with a baseline version; the first unreadable chunk or
+    refused query raises."""
     result: dict[str, WatchSamples] = {}
     for reading in read_chunks(source, targets, now=now):
         if reading.error is not None:
             raise reading.error
+        if reading.refused:
+            raise next(iter(reading.refused.values()))
         result.update(reading.samples)
     return result
 
@@ -112,18 +117,27 @@ def read_chunks(
     A chunk whose queries fail is yielded with the error, and the next chunks are still read.
     """
     for plan in plan_chunks(targets, now=now, models_per_query=models_per_query):
+        refused: dict[str, InvalidRequest] = {}
         try:
-            samples = _read_chunk(source, plan)
+            samples = _read_chunk(source, plan, refused)
         except IntegrationError as exc:
             names = [target.model for target in plan.targets]
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            log.warning("metrics of %s unavailable this cycle: %s", shown, exc)
+            log.warning("metrics of %s unavailable this cycle: %s", _shown(names), exc)
             yield ChunkReading(plan.targets, {}, exc)
             continue
-        yield ChunkReading(plan.targets, samples)
+        for reason in {str(exc) for exc in refused.values()}:
+            names = sorted(model for model, exc in refused.items() if str(exc) == reason)
+            log.warning("metrics of %s refused by Prometheus: %s", _shown(names), reason)
+        yield ChunkReading(plan.targets, samples, refused=dict(refused))
 
 
-def _read_chunk(source: MetricsSource, plan: ChunkPlan) -> dict[str, WatchSamples]:
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _read_chunk(
+    source: MetricsSource, plan: ChunkPlan, refused: dict[str, InvalidRequest]
+) -> dict[str, WatchSamples]:
     requests = [request for target in plan.targets for request in column_requests(target)]
     queries = group_requests(requests)
     samples: ColumnSamples = defaultdict(dict)
@@ -133,6 +147,7 @@ def _read_chunk(source: MetricsSource, plan: ChunkPlan) -> dict[str, WatchSample
             queries,
             start=datetime.fromtimestamp(steps.start + plan.step, UTC),
             end=datetime.fromtimestamp(steps.end, UTC),
+            refused=refused,
         )
         # Ranges may overlap; a point read twice has the same value either time.
         for key, points in answer.items():
@@ -140,6 +155,7 @@ def _read_chunk(source: MetricsSource, plan: ChunkPlan) -> dict[str, WatchSample
     return {
         target.model: samples_for(target, samples, windows)
         for target, windows in zip(plan.targets, plan.windows, strict=True)
+        if target.model not in refused
     }
 
 

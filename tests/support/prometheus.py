@@ -65,7 +65,7 @@ def write_openmetrics(path: Path, served: Iterable[ServedVersion], *, scrape: fl
                     value = {"model_requests": requests, "model_errors": errors}.get(
                         family, latency
                     )
-                    labels = f'model="{version.model}",version="{version.version}"'
+                    labels = f'model="{_escaped(version.model)}",version="{version.version}"'
                     out.write(f"{family}{suffix}{{{labels}}} {value:g} {moment:.3f}\n")
         out.write("# EOF\n")
 
@@ -153,3 +153,8 @@ def running_prometheus(
     url = f"http://127.0.0.1:{port}"
     with serving(command, ready_url=f"{url}/-/ready", log_path=log_path, ready_timeout=60):
         yield Prometheus(url=url, log_path=log_path)
+
+
+def _escaped(label_value: str) -> str:
+    """An OpenMetrics label value: backslash, quote and newline escaped."""
+    return label_value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

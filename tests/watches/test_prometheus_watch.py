@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -43,6 +44,10 @@ models:
 """
 
 
+# Label values PromQL must escape: a backslash, a quote, regex characters, a placeholder.
+ODD_NAMES = ("we\\ird", 'q"uote', "a.b+c", "x$step")
+
+
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     reason = prometheus_missing_reason()
@@ -53,6 +58,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         ServedVersion("steady", "2", DEPLOY, NOW),
         ServedVersion("broken", "1", DEPLOY - 7200, DEPLOY),
         ServedVersion("broken", "2", DEPLOY, NOW, error_rate=0.06),
+        *[
+            ServedVersion(name, version, start, end, error_rate=rate)
+            for name in ODD_NAMES
+            for version, start, end, rate in (
+                ("1", DEPLOY - 7200, DEPLOY, 0.01),
+                ("2", DEPLOY, NOW, 0.06),
+            )
+        ],
     ]
     with running_prometheus(tmp_path_factory.mktemp("prometheus"), served) as server:
         yield server
@@ -104,3 +117,71 @@ def test_a_healthy_deploy_stays_quiet_and_a_degraded_one_gets_a_proposal(
     broken_error = decisions["broken"].details["metrics"][0]
     assert broken_error["metric"] == "error_rate" and broken_error["ratio_to_baseline"] > 3
     assert notifier.kinds() == ["incident_opened", "evidence_posted", "proposal_created"]
+
+
+def _deployed(engine: Engine, models: list[str]) -> None:
+    with session_scope(engine) as session:
+        for model in models:
+            session.add(
+                DeploymentRecord(
+                    model=model, version="1", started_at=at(DEPLOY - 86400), ended_at=at(DEPLOY)
+                )
+            )
+            session.add(DeploymentRecord(model=model, version="2", started_at=at(DEPLOY)))
+
+
+def test_model_names_that_need_escaping_are_read(prometheus: Prometheus, engine: Engine) -> None:
+    watch = "{metrics: [error_rate], step: 1m, metrics_name: %s}"
+    models = "\n".join(
+        f"  odd{index}: {{registry: mlflow, deployer: kserve, watch: {watch % json.dumps(name)}}}"
+        for index, name in enumerate(ODD_NAMES)
+    )
+    config = parse_config(
+        "registries: {mlflow: {kind: local}}\ndeployers: {kserve: {kind: local}}\n"
+        f"models:\n{models}\n"
+    )
+    _deployed(engine, list(config.models))
+
+    evaluations = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=RecordingNotifier(),
+        now=at(NOW),
+    )
+
+    assert {e.model: e.state for e in evaluations} == {f"odd{i}": "degraded" for i in range(4)}
+
+
+def test_a_template_prometheus_refuses_costs_only_its_models(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(
+        CONFIG
+        + """
+  typo:
+    registry: mlflow
+    deployer: kserve
+    watch:
+      step: 1m
+      metrics:
+        queue: {kind: gauge, query: "max_over_time(queue_depth{$selector}[$step]", max_value: 5}
+"""
+    )
+    _deployed(engine, ["broken", "typo"])
+
+    evaluations = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=RecordingNotifier(),
+        now=at(NOW),
+    )
+
+    by_model = {e.model: e for e in evaluations}
+    assert by_model["broken"].state == "degraded"
+    assert by_model["typo"].state == "inconclusive"
+    assert by_model["typo"].explanation.startswith("metrics unavailable: ")
+    assert "parse error" in by_model["typo"].explanation
