@@ -57,7 +57,12 @@ def _store(engine: Engine, payload: AlertmanagerPayload, config: RollbotConfig) 
     for attempt in range(_ATTEMPTS):
         try:
             with session_scope(engine) as session:
-                return ingest(session, payload=payload, config=config.alertmanager)
+                return ingest(
+                    session,
+                    payload=payload,
+                    config=config.alertmanager,
+                    models_by_label=config.models_by_metrics_name(),
+                )
         except OperationalError as exc:
             if attempt == _ATTEMPTS - 1 or not _is_deadlock(exc):
                 raise

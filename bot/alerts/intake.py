@@ -8,7 +8,7 @@ timeline chains by incident) so concurrent notifications queue instead of deadlo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,8 @@ class IntakeResult:
     updated: int = 0
     resolved: int = 0
     without_model: int = 0
+    # Firing copies of alerts already resolved since (a retried or delayed notification).
+    stale: int = 0
     incidents: dict[str, int] = field(default_factory=dict)
     opened: list[int] = field(default_factory=list)
     # Models with an alert that started firing in this batch (candidates for a proposal).
@@ -50,6 +52,7 @@ class IntakeResult:
             "updated": self.updated,
             "resolved": self.resolved,
             "without_model": self.without_model,
+            "stale": self.stale,
             "incidents": sorted(set(self.incidents.values())),
             "incidents_opened": sorted(self.opened),
         }
@@ -64,17 +67,30 @@ class _Change:
 
 
 def ingest(
-    session: Session, *, payload: AlertmanagerPayload, config: AlertmanagerConfig
+    session: Session,
+    *,
+    payload: AlertmanagerPayload,
+    config: AlertmanagerConfig,
+    models_by_label: Mapping[str, str] | None = None,
 ) -> IntakeResult:
-    """Store the notification in the caller's transaction."""
+    """Store the notification in the caller's transaction.
+
+    An alert's model is its ``config.model_label`` value, or the model ``models_by_label``
+    names for it (a watch's ``metrics_name``), so its alerts join the watch's incident.
+    """
     now = utcnow()
     # Within one notification the last word about a fingerprint wins.
     alerts = sorted(
         {a.fingerprint: a for a in payload.alerts}.values(), key=lambda a: a.fingerprint
     )
     result = IntakeResult(received=len(payload.alerts))
-    incident_ids = _incidents_for(session, alerts, config.model_label, result)
-    models = {alert.fingerprint: alert.labels.get(config.model_label) for alert in alerts}
+    stale = _resolved_since(session, alerts)
+    if stale:
+        result.stale = len(stale)
+        alerts = [alert for alert in alerts if alert.fingerprint not in stale]
+    aliases = models_by_label or {}
+    models = {a.fingerprint: _model_of(a, config.model_label, aliases) for a in alerts}
+    incident_ids = _incidents_for(session, alerts, models, result)
     result.without_model = sum(model is None for model in models.values())
     homes = {fp: incident_ids.get(model) if model else None for fp, model in models.items()}
     created = _insert_new(
@@ -103,14 +119,22 @@ def ingest(
     return result
 
 
+def _model_of(alert: AlertPayload, label: str, aliases: Mapping[str, str]) -> str | None:
+    value = alert.labels.get(label)
+    return aliases.get(value, value) if value else None
+
+
 def _incidents_for(
-    session: Session, alerts: Iterable[AlertPayload], label: str, result: IntakeResult
+    session: Session,
+    alerts: Iterable[AlertPayload],
+    models: Mapping[str, str | None],
+    result: IntakeResult,
 ) -> dict[str, int]:
     """Open or join one incident per model with a firing alert; resolved ones only join."""
     firing: dict[str, AlertPayload] = {}
     resolved: set[str] = set()
     for alert in alerts:
-        model = alert.labels.get(label)
+        model = models[alert.fingerprint]
         if model and alert.status == AlertStatus.FIRING:
             firing.setdefault(model, alert)
         elif model:
@@ -218,6 +242,27 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         )
         created.update(session.execute(statement).scalars())
     return created
+
+
+def _resolved_since(session: Session, alerts: Sequence[AlertPayload]) -> set[str]:
+    """Firing alerts whose stored copy resolved after the same start: a late or retried
+    notification, not a new firing (which Prometheus gives a new start). Left out, they
+    neither bring the alert back nor reopen an incident."""
+    firing = {a.fingerprint: a for a in alerts if a.status == AlertStatus.FIRING}
+    stale: set[str] = set()
+    names = sorted(firing)
+    for first in range(0, len(names), _INSERT_CHUNK):
+        stored = session.exec(
+            select(Alert.fingerprint, Alert.starts_at)
+            .where(col(Alert.fingerprint).in_(names[first : first + _INSERT_CHUNK]))
+            .where(Alert.status == AlertStatus.RESOLVED)
+        ).all()
+        stale.update(
+            fingerprint
+            for fingerprint, starts_at in stored
+            if starts_at is not None and firing[fingerprint].starts_at <= starts_at
+        )
+    return stale
 
 
 def _locked(session: Session, fingerprints: list[str]) -> dict[str, Alert]:

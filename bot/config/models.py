@@ -141,6 +141,14 @@ class RollbotConfig(Section):
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     postmortem: PostmortemConfig = PostmortemConfig()
 
+    def models_by_metrics_name(self) -> dict[str, str]:
+        """Models by the name their metrics and alerts label them with, where it differs."""
+        return {
+            model.watch.metrics_name: name
+            for name, model in self.models.items()
+            if model.watch is not None and model.watch.metrics_name
+        }
+
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Names that point at nothing: (path of the field, message)."""
         problems: list[tuple[tuple[str | int, ...], str]] = []

@@ -100,6 +100,62 @@ def test_a_resolved_alert_is_recorded_and_the_incident_stays_open(
     assert event.incident_id == incident.id
 
 
+def test_a_late_copy_of_a_resolved_alerts_firing_changes_nothing(
+    client: TestClient, engine: Engine
+) -> None:
+    post(client, notification(alert("fp1")))
+    post(client, notification(alert("fp1", status="resolved")))
+    with Session(engine) as session:  # a person closed the incident
+        incident = session.exec(select(Incident)).one()
+        incident.status = "resolved"
+        session.add(incident)
+        session.commit()
+
+    response = post(client, notification(alert("fp1")))  # retried first notification
+
+    assert response.status_code == 200 and response.json()["stale"] == 1
+    assert response.json()["incidents_opened"] == []
+    [stored] = rows(engine, Alert)
+    assert stored.status == "resolved"
+    assert [i.status for i in rows(engine, Incident)] == ["resolved"]
+
+
+def test_an_alert_firing_again_with_a_new_start_is_news(client: TestClient, engine: Engine) -> None:
+    post(client, notification(alert("fp1")))
+    post(client, notification(alert("fp1", status="resolved")))
+    again = alert("fp1")
+    again["startsAt"] = "2026-01-01T12:30:00Z"
+
+    response = post(client, notification(again))
+
+    assert response.json()["stale"] == 0
+    [stored] = rows(engine, Alert)
+    assert stored.status == "firing"
+    assert len(events(engine, "alert.firing")) == 2
+
+
+def test_alerts_labelled_with_a_watchs_metrics_name_join_its_models_incident(
+    engine: Engine,
+) -> None:
+    app = create_app(engine)
+    app.state.config = parse_config(
+        CONFIG % {"label": "model", "propose": "false"}
+        + "  fraud-detector: {registry: mlflow, deployer: kserve,"
+        + " watch: {metrics_name: fraud_detector}}\n"
+    )
+    with TestClient(app) as client:
+        counts = post(
+            client, notification(alert("a1", model="fraud_detector"), alert("x", model=""))
+        ).json()
+
+    assert counts["without_model"] == 1
+    assert [i.model for i in rows(engine, Incident)] == ["fraud-detector"]
+    assert {a.fingerprint: a.model for a in rows(engine, Alert)} == {
+        "a1": "fraud-detector",
+        "x": None,
+    }
+
+
 def test_alerts_group_by_model(client: TestClient, engine: Engine) -> None:
     body = notification(
         alert("a1"),
@@ -296,7 +352,9 @@ def test_an_alert_firing_again_after_a_rollback_waits_for_the_cooldown(engine: E
             session.add(request)
             session.commit()
         post(client, notification(alert("fp1", status="resolved")))
-        post(client, notification(alert("fp1")))  # flaps a minute later
+        flap = alert("fp1")
+        flap["startsAt"] = "2026-01-01T12:06:00Z"  # fires again a minute later
+        post(client, notification(flap))
 
     assert [r.status for r in rows(engine, ApprovalRequest)] == ["approved"]
     [refusal] = events(engine, "detection.no_proposal")
