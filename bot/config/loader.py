@@ -64,7 +64,7 @@ def _format_errors(source: str, exc: ValidationError, lines: LineMap) -> str:
     rendered = []
     for error in exc.errors():
         where: FieldPath = tuple(error["loc"])
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
         elif error["type"] == "missing":

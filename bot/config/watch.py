@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.config.durations import Duration
+from bot.config.durations import Duration, format_duration
 from bot.detection.rules import Boundary, Direction, GaugeRule, MetricRule, RatioRule
 from bot.detection.scenario import DEFAULT_EVALUATION_INTERVAL_SECONDS
 
@@ -204,8 +204,14 @@ class WatchConfig(_Section):
     def _sane_timing(self) -> WatchConfig:
         if not self.metrics:
             raise ValueError("a watch needs at least one metric")
-        if self.step.total_seconds() < 1:
-            raise ValueError("step must be at least 1s")
+        if self.step.total_seconds() < 1 or self.step.total_seconds() % 1:
+            raise ValueError("step must be a whole number of seconds, at least 1s")
+        if self.lookback < 2 * self.sustain:
+            raise ValueError(
+                f"lookback ({format_duration(self.lookback)}) must be at least twice the "
+                f"sustain time ({format_duration(self.sustain)}): a shorter one never holds "
+                "enough of an excess to tell it from a blip"
+            )
         if self.interval.total_seconds() < 1:
             raise ValueError("interval must be at least 1s")
         if self.baseline_window < 2 * self.step:

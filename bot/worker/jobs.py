@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from bot.notify import Notifier
 
 
+_WATCH_TICK = timedelta(seconds=15)
+
+
 def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
     """Every job the scheduler leader runs."""
     from bot.slack.runtime import slack_jobs
@@ -75,7 +78,7 @@ def serving_job(runtime: Runtime) -> PeriodicJob:
 
 
 def watches_job(runtime: Runtime) -> PeriodicJob:
-    """Evaluate due watches every 15 s (each watch still runs once per its own interval)."""
+    """Evaluate due watches every 15 s, or every shortest watch interval if shorter."""
     import functools
 
     from bot.errors import ConfigError
@@ -100,7 +103,9 @@ def watches_job(runtime: Runtime) -> PeriodicJob:
                 runtime.engine, config=config, source=source, proposer=proposer, notifier=notifier
             )
 
-    return PeriodicJob(name="watches", interval=timedelta(seconds=15), run=evaluate)
+    # Each watch runs once per its own interval; the job looks often enough for the shortest.
+    shortest = min((watch.interval for watch in watched.values()), default=_WATCH_TICK)
+    return PeriodicJob(name="watches", interval=min(_WATCH_TICK, shortest), run=evaluate)
 
 
 def approvals_expiry_job(runtime: Runtime) -> PeriodicJob:

@@ -104,3 +104,25 @@ def test_durations_read_as_people_write_them(text: str | int, seconds: float) ->
 def test_nonsense_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("watch", "message"),
+    [
+        (
+            "{sustain: 20m, lookback: 21m}",
+            "lookback (21m) must be at least twice the sustain time (20m)",
+        ),
+        ("{step: 1500ms}", "step must be a whole number of seconds"),
+        ("{step: 0s}", "step must be a whole number of seconds, at least 1s"),
+    ],
+)
+def test_watch_timing_that_could_never_decide_is_refused_with_its_place(
+    watch: str, message: str
+) -> None:
+    text = VALID + f"    watch: {watch}\n"
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="rollbot.yaml")
+
+    assert str(caught.value).startswith(f"rollbot.yaml:21: models.fraud-detector.watch: {message}")

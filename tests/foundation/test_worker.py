@@ -95,3 +95,31 @@ def test_a_stopped_leader_hands_over_at_once(start_worker: object) -> None:
     assert first.process.wait(timeout=30) == 0
     # A clean stop releases the lease/lock, so the standby need not wait for expiry.
     assert wait_until(second.is_leader, timeout=10), second.messages()
+
+
+def test_the_leader_schedules_deploy_polls_and_watches_as_configured(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from bot.cli.context import Runtime
+    from bot.config import parse_config
+    from bot.config.settings import Settings
+    from bot.store.db import make_engine
+    from bot.worker.jobs import periodic_jobs
+
+    config = parse_config(
+        f"""
+registries: {{local: {{kind: local, path: {tmp_path}/r.json}}}}
+deployers: {{local: {{kind: local, path: {tmp_path}/d.json}}}}
+serving: {{poll_interval: 40s}}
+models:
+  fast: {{registry: local, deployer: local, target: {{name: fast}}, watch: {{interval: 5s}}}}
+  slow: {{registry: local, deployer: local, target: {{name: slow}}, watch: {{interval: 1m}}}}
+"""
+    )
+    settings = Settings(prometheus_url="http://127.0.0.1:9", rollbot_config=str(tmp_path / "x"))
+    runtime = Runtime(settings, config, make_engine(f"sqlite:///{tmp_path / 'r.db'}"))
+
+    intervals = {job.name: job.interval for job in periodic_jobs(runtime)}
+
+    assert intervals["serving"] == timedelta(seconds=40)
+    assert intervals["watches"] == timedelta(seconds=5)
