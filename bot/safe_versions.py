@@ -289,6 +289,7 @@ def import_history(
             session,
             kind="deployment.history_imported",
             source=source,
+            actor="rollbot",
             summary=f"Imported {len(records)} deployment record(s) of {model}",
             details={"model": model, "records": len(records)},
         )

@@ -230,7 +230,9 @@ def decide(
         return ClickOutcome(
             request.id, True, request.status, f"Approval recorded; {left} more needed."
         )
-    run_id = _grant(session, request=request, source=source, now=now, start_run=start_run)
+    run_id = _grant(
+        session, request=request, user=user, source=source, now=now, start_run=start_run
+    )
     return ClickOutcome(request.id, True, request.status, "Approved: the rollback starts.", run_id)
 
 
@@ -292,7 +294,7 @@ def expire_due(session: Session, *, now: datetime | None = None) -> list[int]:
             incident_id=request.incident_id,
             kind="approval.expired",
             source="worker",
-            actor=None,
+            actor="rollbot",
             summary=f"Rollback request #{request.id} for {request.model} expired unapproved",
             details={"request_id": request.id},
             occurred_at=now,
@@ -354,6 +356,7 @@ def _grant(
     session: Session,
     *,
     request: ApprovalRequest,
+    user: str,
     source: str,
     now: datetime,
     start_run: RunStarter,
@@ -364,7 +367,7 @@ def _grant(
         incident_id=request.incident_id,
         kind="approval.granted",
         source=source,
-        actor=None,
+        actor=user,  # whose approval completed the quorum
         summary=f"Rollback of {request.model} to {request.to_version} approved",
         details={"request_id": request.id},
         occurred_at=now,

@@ -21,7 +21,14 @@ from bot.notify import NotifyingRunObserver
 from bot.postmortem.facts import PostmortemFacts
 from bot.postmortem.flows import SlackPostmortem, build_facts, postmortem_for_slack
 from bot.runs.live import live_engine
-from bot.store.models import ApprovalDecision, ApprovalRequest, Incident, RunbookRun, StepRun
+from bot.store.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Incident,
+    RunbookRun,
+    StepRun,
+    TimelineEvent,
+)
 from bot.store.types import utcnow
 from integrations.metrics.prometheus import PrometheusSource
 from tests.e2e.stack import CANARY_RPS, Stack, running_stack
@@ -89,6 +96,15 @@ def test_a_real_incident_becomes_a_postmortem_a_team_can_start_from(
     _assert_versions_steps_and_approvals(stack, facts)
     _assert_impact_counts_the_canary_only(stack, facts)
     _assert_the_document_reads_well(draft, facts)
+    _assert_every_event_has_a_time_an_actor_and_a_source(stack)
+
+
+def _assert_every_event_has_a_time_an_actor_and_a_source(stack: Stack) -> None:
+    with Session(stack.engine) as session:
+        events = session.exec(select(TimelineEvent)).all()
+    missing = [(e.kind, e.actor, e.source) for e in events if not (e.actor and e.source)]
+    assert events and missing == []
+    assert all(e.occurred_at is not None for e in events)
 
 
 def _wait_for_proposal(stack: Stack) -> tuple[ApprovalRequest, str]:
