@@ -15,7 +15,8 @@ CORRECTION_KIND = "incident.time_corrected"
 PERSON_SOURCES = frozenset({"slack", "cli", "web"})
 
 _BASIS = {
-    "degraded_at": "from the metrics, as recorded by the watch",
+    "degraded_at": "when the metrics went beyond their boundaries: the watch's evidence, or "
+    "the start of the first alert",
     "detected_at": "when the incident was opened by the watch, an alert or a person",
     "acknowledged_at": "the first response by a person",
     "approved_at": "when the approvals the policy asks for were complete",

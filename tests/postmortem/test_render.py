@@ -171,3 +171,27 @@ def test_slack_gets_a_summary_the_markdown_and_the_chart(engine: Engine) -> None
 
 def _config(templates_dir: Path) -> RollbotConfig:
     return RollbotConfig.model_validate({"postmortem": {"templates_dir": str(templates_dir)}})
+
+
+@pytest.mark.parametrize("format", ["md", "html"])
+def test_an_alert_incident_without_a_known_version_still_reads_well(
+    engine: Engine, format: str
+) -> None:
+    from bot.incidents import service as incidents
+
+    with Session(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session,
+            model="churn",
+            title="ModelErrorRateHigh on churn",
+            actor="alertmanager",
+            source="alertmanager",
+        )
+        session.commit()
+        assert incident.id is not None
+        facts = build_facts(session, incident_id=incident.id, now=GENERATED_AT)
+
+    text = render_document(facts, format="html" if format == "html" else "md")
+
+    assert "What about the new version made it behave differently" in text
+    assert "version the new version" not in text
