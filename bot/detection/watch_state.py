@@ -25,6 +25,9 @@ class WatchPolicy:
     confirmations: int = 1
     # After a proposal or a rollback, stay quiet this long so versions do not flip-flop.
     cooldown_seconds: float = 3600.0
+    # Off while a watch checks a rollback: a version still degraded against its own past
+    # after being restored is no case for another rollback, but for a person.
+    proposes: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class WatchState:
                 "evaluations needed"
             )
             return WatchStep(counted, False, reason)
+        if not policy.proposes:
+            return WatchStep(counted, False, "degraded after the rollback: escalate instead")
         quiet_until = self.quiet_until(policy)
         if quiet_until is not None and now < quiet_until:
             reason = f"degraded, but cooling down for {quiet_until - now:.0f}s more"

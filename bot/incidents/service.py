@@ -205,6 +205,12 @@ def set_severity(
     )
 
 
+def raise_to_sev2(session: Session, *, incident: Incident, actor: str, source: str) -> None:
+    """An escalation: a sev3 or sev4 incident that is still open becomes sev2."""
+    if incident.status != IncidentStatus.RESOLVED and incident.severity in ("sev3", "sev4"):
+        set_severity(session, incident=incident, severity="sev2", actor=actor, source=source)
+
+
 def acknowledge(
     session: Session,
     *,

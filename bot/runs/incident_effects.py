@@ -17,7 +17,7 @@ from bot.runs.contracts import Plan
 from bot.runs.events import ENGINE_ACTOR, run_event, step_details
 from bot.runs.service import FORWARD, SOURCE, steps_of
 from bot.safe_versions import MODEL_COMPONENT, record_deployment
-from bot.store.models import Incident, IncidentStatus, RunbookRun, StepRun, StepState
+from bot.store.models import Incident, RunbookRun, StepRun, StepState
 
 SHIFT_TRAFFIC = "deployer.shift_traffic"
 
@@ -86,11 +86,9 @@ def escalate(session: Session, run: RunbookRun, step: StepRun, *, error: str, at
         f"{run.to_version}: {error}"
     )
     if run.incident_id is not None:
-        incident = _incident(session, run)
-        if incident.status != IncidentStatus.RESOLVED and incident.severity in ("sev3", "sev4"):
-            incidents.set_severity(
-                session, incident=incident, severity="sev2", actor=ENGINE_ACTOR, source=SOURCE
-            )
+        incidents.raise_to_sev2(
+            session, incident=_incident(session, run), actor=ENGINE_ACTOR, source=SOURCE
+        )
     run_event(
         session,
         run,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from bot.watches.flows import (
 from bot.watches.judging import Judgement, Work, judge_chunks, remembered
 from bot.watches.ranges import step_end
 from bot.watches.reader import read_chunks
+from bot.watches.recovery import RecoveryOutcome, check_recovery
 from bot.watches.targets import WatchTarget, watch_targets
 from integrations.errors import IntegrationError
 from integrations.metrics.base import MetricsSource
@@ -63,6 +64,8 @@ class Evaluation:
     changed: bool
     explanation: str
     detection: DetectionOutcome | None = None
+    # After a rollback: whether the watch verified or escalated the incident.
+    recovery: RecoveryOutcome | None = None
 
 
 def evaluate_watches(
@@ -162,10 +165,14 @@ def _store(
     """
     done: dict[str, Evaluation] = {}
     quiet = [j for j in judgements if not j.step.propose]
+    by_model = {j.target.model: j for j in judgements}
     for first in range(0, len(quiet), WRITE_CHUNK):
         with session_scope(engine) as session:
-            for evaluation in _store_quiet(session, quiet[first : first + WRITE_CHUNK], rows, now):
-                done[evaluation.model] = evaluation
+            stored = _store_quiet(session, quiet[first : first + WRITE_CHUNK], rows, now)
+        for evaluation in stored:
+            done[evaluation.model] = evaluation
+            if evaluation.recovery is not None:
+                _notify_recovery(notifier, evaluation.recovery, by_model[evaluation.model])
     for judgement in judgements:
         if judgement.step.propose:
             with session_scope(engine) as session:
@@ -199,7 +206,17 @@ def _store_quiet(
             )
         values = _row_values(judgement, details, now)
         (updates if model in rows else inserts).append(values)
-        evaluations.append(_evaluation(judgement, model in changed, None))
+        evaluation = _evaluation(judgement, model in changed, None)
+        if judgement.target.checks_recovery:
+            outcome = check_recovery(
+                session,
+                target=judgement.target,
+                decision=judgement.decision,
+                details=details,
+                now=now,
+            )
+            evaluation = replace(evaluation, recovery=outcome)
+        evaluations.append(evaluation)
     if updates:
         session.execute(update(WatchStateRow), updates)
     if inserts:
@@ -312,6 +329,20 @@ def _notify(notifier: Notifier, evaluation: Evaluation, judgement: Judgement) ->
             notifier.proposal_created(request_id=detection.request_id)
     except Exception:
         log.exception("notifying about %s failed", evaluation.model)
+
+
+def _notify_recovery(notifier: Notifier, outcome: RecoveryOutcome, judgement: Judgement) -> None:
+    """The verdict on the rollback, with its chart, and the headline (severity) refreshed."""
+    try:
+        notifier.evidence_posted(
+            incident_id=outcome.incident_id,
+            summary=outcome.summary,
+            chart_png=_evidence_chart(judgement),
+            filename=f"{judgement.target.model}-after-rollback.png",
+        )
+        notifier.incident_updated(incident_id=outcome.incident_id)
+    except Exception:
+        log.exception("notifying about %s after its rollback failed", judgement.target.model)
 
 
 def _evidence_chart(judgement: Judgement) -> bytes | None:

@@ -71,8 +71,9 @@ def read_windows(target: WatchTarget, now: datetime) -> ReadWindows:
     most = MAX_POINTS_PER_SERIES * step
     lookback = min(math.ceil(watch.lookback.total_seconds() / step) * step, most)
     candidate_start = max(math.ceil(deploy / step) * step, end - lookback)
-    baseline_end = math.floor(deploy / step) * step
-    since = math.ceil((deploy - watch.baseline_window.total_seconds()) / step) * step
+    until = (target.baseline_until or target.deployed_at).timestamp()
+    baseline_end = math.floor(until / step) * step
+    since = math.ceil((until - watch.baseline_window.total_seconds()) / step) * step
     # A baseline window longer than one query allows keeps its newest part.
     baseline_start = max(since, baseline_end - most)
     return ReadWindows(step, baseline_start, baseline_end, candidate_start, end)

@@ -218,6 +218,8 @@ def _series(
 
 
 def _use_live(target: WatchTarget, live: StepSeries, presence_column: str) -> bool:
+    if target.baseline_version == target.candidate_version:
+        return False  # a restored version judged against its own past: never live
     mode = target.watch.baseline
     if mode != "auto":
         return mode == "live"

@@ -28,6 +28,9 @@ class WatchTarget:
     deployed_at: datetime
     baseline_version: str | None
     deploy_reason: str = "deploy"
+    # Where the baseline window ends when not at the deploy: after a rollback, the restored
+    # version is judged against its own hour before the deploy it was rolled back from.
+    baseline_until: datetime | None = None
 
     @property
     def metrics_name(self) -> str:
@@ -38,6 +41,11 @@ class WatchTarget:
     def is_rollback(self) -> bool:
         """Whether the current version came back through a rollback."""
         return self.deploy_reason == "rollback"
+
+    @property
+    def checks_recovery(self) -> bool:
+        """Whether this watch checks a rollback: the restored version against its own past."""
+        return self.is_rollback and self.baseline_version == self.candidate_version
 
 
 def watched_models(config: RollbotConfig) -> dict[str, WatchConfig]:
@@ -71,6 +79,8 @@ def _target(model: str, watch: WatchConfig, records: list[DeploymentRecord]) -> 
     current = next((r for r in reversed(records) if r.ended_at is None), None)
     if current is None:
         return None
+    if current.reason == "rollback" and (restored := _restored(watch, current, records)):
+        return restored
     # The baseline is the newest earlier version that served without an incident: after a
     # rollback that is not the version just rolled away from.
     baseline = next(
@@ -90,4 +100,32 @@ def _target(model: str, watch: WatchConfig, records: list[DeploymentRecord]) -> 
         deployed_at=current.started_at,
         baseline_version=baseline.version if baseline else None,
         deploy_reason=current.reason,
+    )
+
+
+def _restored(
+    watch: WatchConfig, current: DeploymentRecord, records: list[DeploymentRecord]
+) -> WatchTarget | None:
+    """After a rollback: the restored version against itself before the deploy it replaced,
+    which is how a watch checks that the metrics came back within their boundaries."""
+    before = [r for r in records if r.started_at < current.started_at]
+    if not before or before[-1].version == current.version:
+        return None
+    replaced = before[-1]
+    served_before = any(
+        r.version == current.version
+        and r.ended_at is not None
+        and r.ended_at <= replaced.started_at
+        for r in before
+    )
+    if not served_before:
+        return None
+    return WatchTarget(
+        model=current.model,
+        watch=watch,
+        candidate_version=current.version,
+        deployed_at=current.started_at,
+        baseline_version=current.version,
+        deploy_reason=current.reason,
+        baseline_until=replaced.started_at,
     )

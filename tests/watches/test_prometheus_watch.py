@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.config import parse_config
+from bot.incidents import service as incidents
 from bot.store.db import session_scope
 from bot.store.models import ApprovalRequest, DeploymentRecord, Incident, TimelineEvent
 from bot.watches.evaluate import evaluate_watches
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.prometheus
 
 NOW = time.time()
 DEPLOY = NOW - 40 * 60
+ROLLBACK = NOW - 20 * 60
 # The history is scraped every 15 s, and increase() needs two scrapes inside a step, so these
 # watches widen the default 15 s step.
 CONFIG = """
@@ -58,6 +60,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         ServedVersion("steady", "2", DEPLOY, NOW),
         ServedVersion("broken", "1", DEPLOY - 7200, DEPLOY),
         ServedVersion("broken", "2", DEPLOY, NOW, error_rate=0.06),
+        # Rolled back from 2 to 1 at ROLLBACK: "relapse" stays bad on 1, "recovered" does not.
+        *[
+            ServedVersion(name, version, start, end, error_rate=rate)
+            for name, after in (("relapse", 0.06), ("recovered", 0.01))
+            for version, start, end, rate in (
+                ("1", DEPLOY - 7200, DEPLOY, 0.01),
+                ("2", DEPLOY, ROLLBACK, 0.06),
+                ("1", ROLLBACK + 15, NOW, after),
+            )
+        ],
         *[
             ServedVersion(name, version, start, end, error_rate=rate)
             for name in ODD_NAMES
@@ -185,3 +197,77 @@ def test_a_template_prometheus_refuses_costs_only_its_models(
     assert by_model["typo"].state == "inconclusive"
     assert by_model["typo"].explanation.startswith("metrics unavailable: ")
     assert "parse error" in by_model["typo"].explanation
+
+
+def test_after_a_rollback_the_watch_verifies_recovery_or_escalates(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(
+        "registries: {mlflow: {kind: local}}\ndeployers: {kserve: {kind: local}}\nmodels:\n"
+        + "".join(
+            f"  {name}: {{registry: mlflow, deployer: kserve,"
+            " watch: {metrics: [error_rate], step: 1m}}\n"
+            for name in ("relapse", "recovered")
+        )
+    )
+    incident_ids = {}
+    with session_scope(engine) as session:
+        for model in ("relapse", "recovered"):
+            for version, start, end, reason in (
+                ("1", DEPLOY - 86400, DEPLOY, "deploy"),
+                ("2", DEPLOY, ROLLBACK, "deploy"),
+                ("1", ROLLBACK, None, "rollback"),
+            ):
+                session.add(
+                    DeploymentRecord(
+                        model=model,
+                        version=version,
+                        started_at=at(start),
+                        ended_at=at(end) if end else None,
+                        reason=reason,
+                    )
+                )
+            incident, _ = incidents.open_or_join(
+                session, model=model, title=f"{model} 2 degraded", actor="rollbot", source="watch"
+            )
+            incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
+            incident_ids[model] = incident.id
+    notifier = RecordingNotifier()
+
+    evaluations = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=notifier,
+        now=at(NOW),
+    )
+    again = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=notifier,
+        now=at(NOW + 120),
+    )
+
+    by_model = {e.model: e for e in evaluations}
+    assert by_model["relapse"].state == "degraded" and by_model["recovered"].state == "healthy"
+    assert {e.model: e.recovery for e in again} == {"relapse": None, "recovered": None}
+    assert rows(engine, ApprovalRequest) == []  # no second rollback: a person must look
+    with Session(engine) as session:
+        relapse = session.get(Incident, incident_ids["relapse"])
+        recovered = session.get(Incident, incident_ids["recovered"])
+        kinds = {
+            (e.incident_id, e.kind)
+            for e in session.exec(select(TimelineEvent)).all()
+            if e.kind in ("incident.escalated", "incident.verified")
+        }
+    assert relapse is not None and recovered is not None
+    assert (relapse.severity, relapse.verified_at) == ("sev2", None)
+    assert recovered.severity == "sev3" and recovered.verified_at == at(NOW)
+    assert kinds == {
+        (incident_ids["relapse"], "incident.escalated"),
+        (incident_ids["recovered"], "incident.verified"),
+    }
+    assert notifier.kinds().count("incident_updated") == 2
