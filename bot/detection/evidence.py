@@ -100,6 +100,8 @@ class Decision:
     state: DetectionState
     evaluated_at: float
     metrics: tuple[MetricEvidence, ...] = field(default_factory=tuple)
+    # What the watch knows beyond the numbers (no earlier version, versions it cannot find).
+    note: str = ""
 
     @property
     def deciding_metrics(self) -> tuple[MetricEvidence, ...]:
@@ -109,12 +111,13 @@ class Decision:
     def explain(self) -> str:
         """The verdict in plain words, one sentence per metric, deciding metrics first."""
         if not self.metrics:
-            return f"no metrics to compare → {self.state.value}"
+            return f"{self.note or 'no metrics to compare'} → {self.state.value}"
         deciding = self.deciding_metrics
         others = tuple(evidence for evidence in self.metrics if evidence.state != self.state)
-        return "; ".join(
+        sentences = [
             f"{evidence.summary} → {evidence.state.value}" for evidence in deciding + others
-        )
+        ]
+        return "; ".join([self.note, *sentences] if self.note else sentences)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON and storage."""

@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.detection.detector import detect
@@ -52,7 +52,8 @@ def judge(
     """Judge one model at ``now`` and take the verdict into its watch state."""
     if samples is None:
         # No earlier version to compare with: say so rather than guess.
-        decision = Decision(DetectionState.INCONCLUSIVE, now)
+        note = f"no earlier version of {target.model} to compare {target.candidate_version} with"
+        decision = Decision(DetectionState.INCONCLUSIVE, now, note=note)
         mode, through = "none", now
     else:
         decision = detect(
@@ -63,6 +64,8 @@ def judge(
             min_sustain_seconds=target.watch.sustain.total_seconds(),
         )
         mode, through = samples.baseline_mode, samples.now
+        if missing := _missing_versions(target, samples):
+            decision = replace(decision, note=missing)
     policy = WatchPolicy(
         confirmations=target.watch.confirmations,
         cooldown_seconds=target.watch.cooldown.total_seconds(),
@@ -70,6 +73,20 @@ def judge(
     )
     step = state.observe(decision.state, now=decision.evaluated_at, policy=policy)
     return Judgement(target, decision, mode, step, through, samples if step.propose else None)
+
+
+def _missing_versions(target: WatchTarget, samples: WatchSamples) -> str:
+    """Words for versions the answer lacks while Prometheus has others of the model."""
+    wanted = [target.candidate_version, target.baseline_version or ""]
+    lacking = [v for v in dict.fromkeys(wanted) if v and v not in samples.versions_seen]
+    if not lacking or not samples.versions_seen:
+        return ""
+    versions = ", ".join(sorted(samples.versions_seen))
+    return (
+        f"Prometheus has no samples of version {' or '.join(lacking)} of {target.metrics_name} "
+        f"but has {versions}: check the watch's version_label and that your metrics label "
+        "versions as the registry names them"
+    )
 
 
 def remembered(stored: dict[str, Any], target: WatchTarget) -> WatchState:

@@ -157,6 +157,9 @@ def _promql_duration(seconds: float) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
-def versions_seen(samples: Mapping[tuple[str, str, str], object], model: str) -> set[str]:
-    """The versions the answer holds any samples for, for one model."""
-    return {version for (name, _column, version) in samples if name == model}
+def versions_by_model(samples: Mapping[tuple[str, str, str], object]) -> dict[str, set[str]]:
+    """The versions the answer holds any samples for, by model, in one pass."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for model, _column, version in samples:
+        seen[model].add(version)
+    return seen

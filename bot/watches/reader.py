@@ -12,7 +12,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bot.config.watch import MetricKind, denominator_column, numerator_column
@@ -23,6 +23,7 @@ from bot.watches.queries import (
     ColumnSamples,
     group_requests,
     run_grouped,
+    versions_by_model,
 )
 from bot.watches.ranges import ChunkPlan, ReadWindows, plan_chunks
 from bot.watches.targets import WatchTarget
@@ -47,6 +48,8 @@ class WatchSamples:
     candidate: StepSeries
     now: float
     baseline_mode: str
+    # Every version Prometheus answered for this model, to explain a version it lacks.
+    versions_seen: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -152,15 +155,26 @@ def _read_chunk(
         # Ranges may overlap; a point read twice has the same value either time.
         for key, points in answer.items():
             samples[key].update(points)
+    seen = versions_by_model(samples)
     return {
-        target.model: samples_for(target, samples, windows)
+        target.model: samples_for(target, samples, windows, seen.get(target.model, set()))
         for target, windows in zip(plan.targets, plan.windows, strict=True)
         if target.model not in refused
     }
 
 
-def samples_for(target: WatchTarget, samples: ColumnSamples, windows: ReadWindows) -> WatchSamples:
+def samples_for(
+    target: WatchTarget,
+    samples: ColumnSamples,
+    windows: ReadWindows,
+    versions_seen: Iterable[str] = (),
+) -> WatchSamples:
     """One target's baseline and candidate series out of a split answer."""
+    found = _samples_for(target, samples, windows)
+    return replace(found, versions_seen=frozenset(versions_seen))
+
+
+def _samples_for(target: WatchTarget, samples: ColumnSamples, windows: ReadWindows) -> WatchSamples:
     step, end = windows.step, windows.end
     columns = [request.column for request in column_requests(target)]
     candidate_grid = _grid(windows.candidate_start, end, step)

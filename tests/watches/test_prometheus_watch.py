@@ -60,6 +60,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         ServedVersion("steady", "2", DEPLOY, NOW),
         ServedVersion("broken", "1", DEPLOY - 7200, DEPLOY),
         ServedVersion("broken", "2", DEPLOY, NOW, error_rate=0.06),
+        ServedVersion("vlabel", "v1", DEPLOY - 7200, DEPLOY),
+        ServedVersion("vlabel", "v2", DEPLOY, NOW, error_rate=0.06),
         # Rolled back from 2 to 1 at ROLLBACK: "relapse" stays bad on 1, "recovered" does not.
         *[
             ServedVersion(name, version, start, end, error_rate=rate)
@@ -271,3 +273,35 @@ def test_after_a_rollback_the_watch_verifies_recovery_or_escalates(
         (incident_ids["recovered"], "incident.verified"),
     }
     assert notifier.kinds().count("incident_updated") == 2
+
+
+def test_versions_labelled_otherwise_than_the_registry_are_named_in_the_verdict(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(
+        "registries: {mlflow: {kind: local}}\ndeployers: {kserve: {kind: local}}\nmodels:\n"
+        "  vlabel: {registry: mlflow, deployer: kserve, watch: {step: 1m}}\n"
+        "  newcomer: {registry: mlflow, deployer: kserve, watch: {step: 1m}}\n"
+    )
+    _deployed(engine, ["vlabel"])
+    with session_scope(engine) as session:
+        session.add(DeploymentRecord(model="newcomer", version="7", started_at=at(DEPLOY)))
+
+    evaluations = evaluate_watches(
+        engine,
+        config=config,
+        source=PrometheusSource(prometheus.url),
+        proposer=proposer(config),
+        notifier=RecordingNotifier(),
+        now=at(NOW),
+    )
+
+    by_model = {e.model: e for e in evaluations}
+    assert by_model["vlabel"].state == "inconclusive"
+    assert by_model["vlabel"].explanation.startswith(
+        "Prometheus has no samples of version 2 or 1 of vlabel but has v1, v2: check the "
+        "watch's version_label"
+    )
+    assert by_model["newcomer"].explanation == (
+        "no earlier version of newcomer to compare 7 with → inconclusive"
+    )
