@@ -103,6 +103,38 @@ def _gap_view(
     return events <= exposure * (excess_rate - limit.rate) / math.log(excess_rate / limit.rate)
 
 
+def _no_gap_in_longer_stretches(
+    steps: StepCounts,
+    limit: Limit,
+    window: Window,
+    part: int,
+    blip_steps: int,
+    rate: float,
+    settings: DetectorSettings,
+) -> bool:
+    """Look for healthy gaps again where parts hold too little traffic to tell.
+
+    Stretches grow part by part until one holds an error expected at the limit, up to a
+    blip's length: a gap between blips that thin traffic hid from part-length stretches
+    shows in longer ones. This only ever finds more gaps, never fewer.
+    """
+    _, exposure, _ = steps.totals(range(window.first, window.end))
+    present = sum(steps.present[window.first : window.end])
+    if present == 0 or exposure <= 0:
+        return True
+    per_step = exposure / present
+    length = part
+    while length < blip_steps and limit.rate * per_step * length < 1.0:
+        length = min(blip_steps, length + part)
+    if length == part or length >= window.length:
+        return True
+    quiet = [
+        _gap_view(steps, limit, stretch, rate) is True
+        for stretch in stretches(steps.present, window, length)
+    ]
+    return no_healthy_gap(quiet, length, settings)
+
+
 def _even_excess(
     steps: StepCounts,
     baseline: Baseline,
@@ -163,6 +195,10 @@ def _test_window(
         _gap_view(steps, limit, stretch, rate) for stretch in stretches(steps.present, window, part)
     ]
     gap_free = no_healthy_gap([view is True for view in views], part, settings)
+    if gap_free and None in views:
+        gap_free = _no_gap_in_longer_stretches(
+            steps, limit, window, part, blip_steps, rate, settings
+        )
     even = not gap_free and _even_excess(steps, baseline, kept, part, rate, settings)
     spread_out = spread_out and (gap_free or even)
     # The laxer rest threshold needs a window whose gaps were looked for and not found.
