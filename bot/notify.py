@@ -46,6 +46,10 @@ class Notifier(Protocol):
         """Numbers (and optionally a chart) behind a detection."""
         ...
 
+    def reminder_posted(self, *, incident_id: int, text: str, mentions: tuple[str, ...]) -> None:
+        """Something still waits on people: say so, mentioning them (user or group ids)."""
+        ...
+
     def documents_posted(
         self, *, incident_id: int, summary: str, files: list[tuple[str, bytes]]
     ) -> None:
@@ -79,6 +83,9 @@ class NullNotifier:
         chart_png: bytes | None = None,
         filename: str = "evidence.png",
     ) -> None:
+        """Do nothing."""
+
+    def reminder_posted(self, *, incident_id: int, text: str, mentions: tuple[str, ...]) -> None:
         """Do nothing."""
 
     def documents_posted(

@@ -161,6 +161,19 @@ class SlackNotifier:
             self.incident_updated(incident_id=incident_id)
 
     @best_effort
+    def reminder_posted(self, *, incident_id: int, text: str, mentions: tuple[str, ...]) -> None:
+        """Post the reminder in the incident channel, mentioning people and user groups."""
+        with session_scope(self._engine) as session:
+            channel = incidents.get(session, incident_id=incident_id).channel_id
+        if not channels.is_channel(channel):
+            return
+        who = " ".join(
+            f"<!subteam^{id_}>" if id_.startswith("S") else f"<@{id_}>"
+            for id_ in dict.fromkeys(mentions)
+        )
+        self._client.chat_postMessage(channel=channel, text=f"{who} {text}" if who else text)
+
+    @best_effort
     def run_progress(self, *, run_id: int, message: str) -> None:
         """Say what the run did in the incident channel, and refresh the headline."""
         with session_scope(self._engine) as session:

@@ -24,6 +24,7 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
         serving_job(runtime),
         watches_job(runtime),
         approvals_expiry_job(runtime),
+        reminders_job(runtime),
         *slack_jobs(runtime),
     ]
 
@@ -120,3 +121,30 @@ def approvals_expiry_job(runtime: Runtime) -> PeriodicJob:
         post_unposted(runtime.engine, notifier=notifier)
 
     return PeriodicJob(name="approvals-expiry", interval=timedelta(seconds=30), run=expire)
+
+
+def reminders_job(runtime: Runtime) -> PeriodicJob:
+    """Every minute: remind approvers of a proposal halfway to its expiry, and responders of
+    an incident nobody acknowledged (each once; see bot/reminders.py)."""
+    import logging
+
+    from bot.reminders import send_due
+    from bot.store.db import session_scope
+    from bot.store.types import utcnow
+
+    notifier = runtime_notifier(runtime)
+
+    def remind() -> None:
+        with session_scope(runtime.engine) as session:
+            due = send_due(session, config=runtime.config, now=utcnow())
+        for reminder in due:
+            try:
+                notifier.reminder_posted(
+                    incident_id=reminder.incident_id,
+                    text=reminder.text,
+                    mentions=reminder.mentions,
+                )
+            except Exception:
+                logging.getLogger(__name__).exception("posting a reminder failed")
+
+    return PeriodicJob(name="reminders", interval=timedelta(minutes=1), run=remind)

@@ -154,6 +154,11 @@ class RecordingNotifier:
     ) -> None:
         self.posts.append(("documents_posted", {"incident_id": incident_id, "summary": summary}))
 
+    def reminder_posted(self, *, incident_id: int, text: str, mentions: tuple[str, ...]) -> None:
+        self.posts.append(
+            ("reminder_posted", {"incident_id": incident_id, "text": text, "mentions": mentions})
+        )
+
     def kinds(self) -> list[str]:
         """The notification kinds in order."""
         return [kind for kind, _ in self.posts]
