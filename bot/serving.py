@@ -26,6 +26,7 @@ from bot.safe_versions import MODEL_COMPONENT, current_deployment, record_deploy
 from bot.store.db import session_scope
 from bot.store.models import DeploymentRecord
 from bot.store.types import utcnow
+from bot.telemetry import DEPLOYS_RECORDED
 from integrations.deployers.base import Deployer, DeploymentState, DeployTarget
 from integrations.errors import IntegrationError
 
@@ -120,6 +121,7 @@ class ServingPoller:
                 record = record_reading(session, reading)
             if record is not None:
                 log.info("%s", _describe(record))
+                DEPLOYS_RECORDED.inc()
                 made.append(record)
         return made
 

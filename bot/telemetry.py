@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "rollbot_http_requests_total", "HTTP requests served", ["route", "method", "status"]
@@ -17,6 +17,20 @@ HTTP_LATENCY = Histogram(
     "HTTP request latency",
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+# The worker's (served by `rollbot worker --metrics-port`).
+JOB_RUNS = Counter("rollbot_job_runs_total", "Periodic job runs on the leader", ["job", "outcome"])
+JOB_SECONDS = Histogram(
+    "rollbot_job_seconds",
+    "How long a periodic job run took",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+LEADER = Gauge("rollbot_worker_leader", "1 while this worker is the scheduler leader")
+WATCH_VERDICTS = Counter("rollbot_watch_verdicts_total", "Watch evaluations by verdict", ["state"])
+DEPLOYS_RECORDED = Counter(
+    "rollbot_deploys_recorded_total", "Version changes seen at the deployers and recorded"
 )
 
 

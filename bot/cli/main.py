@@ -91,13 +91,24 @@ def web(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the worker's own metrics at /metrics on this port (off if unset)."
+        ),
+    ] = None,
+) -> None:
     """Run the scheduler: one leader among all workers, the others stand by."""
+    from prometheus_client import start_http_server
+
     from bot.worker.jobs import periodic_jobs
     from bot.worker.main import Worker
 
     runtime = load_runtime()
     import_demo_histories(runtime)
+    if metrics_port is not None:
+        start_http_server(metrics_port)
     process = Worker(runtime.engine, periodic_jobs(runtime))
     process.install_signal_handlers()
     process.run()

@@ -30,6 +30,7 @@ from bot.store.db import session_scope
 from bot.store.models import Incident, IncidentStatus
 from bot.store.models import WatchState as WatchStateRow
 from bot.store.types import utcnow
+from bot.telemetry import WATCH_VERDICTS
 from bot.watches.flows import (
     DetectionOutcome,
     Proposer,
@@ -87,6 +88,10 @@ def evaluate_watches(
         return []
     judgements, unavailable = _judge(source, due, rows, now)
     evaluations = _store(engine, judgements, rows, proposer, notifier, now)
+    for judgement in judgements:
+        WATCH_VERDICTS.labels(judgement.decision.state.value).inc()
+    if unavailable:
+        WATCH_VERDICTS.labels("unavailable").inc(len(unavailable))
     return evaluations + [
         Evaluation(model, DetectionState.INCONCLUSIVE.value, False, f"metrics unavailable: {exc}")
         for model, exc in unavailable.items()

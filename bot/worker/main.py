@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
+from bot.telemetry import JOB_RUNS, JOB_SECONDS, LEADER
 from bot.worker.leader import LeaderElection, election_for
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,25 @@ class PeriodicJob:
     name: str
     interval: timedelta
     run: Callable[[], None]
+
+
+def measured(job: PeriodicJob) -> Callable[[], None]:
+    """The job's body, timed and counted; a failure is logged and counted, and the job runs
+    again at its next turn."""
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            job.run()
+        except Exception:
+            JOB_RUNS.labels(job.name, "error").inc()
+            log.exception("job %s failed", job.name)
+        else:
+            JOB_RUNS.labels(job.name, "ok").inc()
+        finally:
+            JOB_SECONDS.labels(job.name).observe(time.monotonic() - started)
+
+    return run
 
 
 def worker_identity() -> str:
@@ -107,16 +128,18 @@ class Worker:
         )
         for job in self._jobs:
             scheduler.add_job(
-                job.run, "interval", seconds=job.interval.total_seconds(), id=job.name
+                measured(job), "interval", seconds=job.interval.total_seconds(), id=job.name
             )
         scheduler.start()
         self._scheduler = scheduler
+        LEADER.set(1)
         log.info("worker %s is now the leader (%d jobs scheduled)", self.identity, len(self._jobs))
 
     def _step_down(self, *, reason: str) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+            LEADER.set(0)
             log.info("worker %s lost leadership: %s", self.identity, reason)
         try:
             self._election.release()

@@ -8,19 +8,21 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.postgres import free_port
 from tests.support.processes import ROLLBOT, rollbot_env, wait_until
 
 
 class WorkerProcess:
     """A `rollbot worker` process and its structured log."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, *options: str) -> None:
         self.name = name
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [ROLLBOT, "worker"],
+            [ROLLBOT, "worker", *options],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log_path.open("w"),
@@ -46,8 +48,8 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[object]:
     env = rollbot_env(database_url, config)
     workers: list[WorkerProcess] = []
 
-    def start(name: str) -> WorkerProcess:
-        worker = WorkerProcess(name, env, tmp_path / f"{name}.log")
+    def start(name: str, *options: str) -> WorkerProcess:
+        worker = WorkerProcess(name, env, tmp_path / f"{name}.log", *options)
         workers.append(worker)
         return worker
 
@@ -84,6 +86,24 @@ def test_sigterm_steps_down_and_exits_cleanly(start_worker: object) -> None:
     assert any("received SIGTERM" in m for m in messages)
     assert any("lost leadership: shutting down" in m for m in messages)
     assert messages[-1].endswith("stopped")
+
+
+def test_the_worker_serves_its_own_metrics(start_worker: object) -> None:
+    port = free_port()
+    worker = start_worker("measured", "--metrics-port", str(port))  # type: ignore[operator]
+    assert wait_until(worker.is_leader, timeout=30), worker.messages()
+
+    def reads(text: str) -> bool:
+        try:
+            return text in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(lambda: reads("rollbot_worker_leader 1.0"), timeout=10)
+    # The runbook-runs job runs every 5 s, so one run is counted soon after leadership.
+    assert wait_until(
+        lambda: reads('rollbot_job_runs_total{job="runbook-runs",outcome="ok"}'), timeout=15
+    )
 
 
 def test_a_stopped_leader_hands_over_at_once(start_worker: object) -> None:
@@ -123,3 +143,28 @@ models:
 
     assert intervals["serving"] == timedelta(seconds=40)
     assert intervals["watches"] == timedelta(seconds=5)
+
+
+def test_a_failing_job_is_logged_counted_and_runs_again_next_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import timedelta
+
+    from bot.telemetry import JOB_RUNS
+    from bot.worker.main import PeriodicJob, measured
+
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("registry down")
+
+    run = measured(PeriodicJob(name="broken-job", interval=timedelta(seconds=1), run=broken))
+    before = JOB_RUNS.labels("broken-job", "error")._value.get()
+
+    run()
+    run()
+
+    assert len(calls) == 2
+    assert JOB_RUNS.labels("broken-job", "error")._value.get() == before + 2
+    assert [r.getMessage() for r in caplog.records].count("job broken-job failed") == 2
