@@ -29,6 +29,7 @@ from bot.store.types import utcnow
 from bot.telemetry import DEPLOYS_RECORDED
 from integrations.deployers.base import Deployer, DeploymentState, DeployTarget
 from integrations.errors import IntegrationError
+from integrations.registry.base import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,40 +39,40 @@ ACTOR = "rollbot"
 
 @dataclass(frozen=True)
 class Served:
-    """Where one model or linked component is served: what a poll asks."""
+    """Where one model or linked component is served: what a poll asks. The registry, when
+    known, names a version the deployer cannot, by the artifact's source."""
 
     model: str
     component: str
     deployer: Deployer
     target: DeployTarget
+    registry: ModelRegistry | None = None
+    registry_model: str | None = None
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One component's deployment as its deployer reported it, and when it was asked."""
+    """The version taking new traffic at one component, and when the deployer was asked."""
 
     model: str
     component: str
-    state: DeploymentState
+    version: str
     asked_at: datetime
 
 
 def newest_version(state: DeploymentState) -> str | None:
-    """The version taking new traffic: the canary while one serves, else the stable one."""
-    if state.canary_version and state.canary_percent > 0:
-        return state.canary_version
-    return state.version
+    """The version taking new traffic: the canary while one serves, else the stable one
+    (None when the deployer cannot name it)."""
+    return state.canary_version if state.canary_percent > 0 else state.version
 
 
 def record_reading(session: Session, reading: Reading) -> DeploymentRecord | None:
     """Record the reading's version as serving since it was asked, when that is news.
 
-    Returns the new record, or None when nothing changed, the deployer could not name the
-    version, the model's rollback is running, or a newer record already exists.
+    Returns the new record, or None when nothing changed, the model's rollback is running,
+    or a newer record already exists.
     """
-    version = newest_version(reading.state)
-    if version is None:
-        return None
+    version = reading.version
     if active_run_for_model(session, model=reading.model) is not None:
         return None
     current = current_deployment(session, model=reading.model, component=reading.component)
@@ -109,6 +110,8 @@ class ServingPoller:
         self._served = list(served)
         self._clock = clock
         self._failing: dict[tuple[str, str], str] = {}
+        # Registry versions by artifact source; a version's source never changes.
+        self._by_source: dict[tuple[str, str], str] = {}
 
     def poll(self) -> list[DeploymentRecord]:
         """Ask every deployer once; the records this poll made."""
@@ -130,14 +133,45 @@ class ServingPoller:
         asked_at = self._clock()
         try:
             state = where.deployer.current_state(where.target)
+            version = newest_version(state)
+            if version is None and state.source is not None:
+                version = self._version_by_source(where, state.source)
         except IntegrationError as exc:
-            if self._failing.get(key) != str(exc):
-                log.warning("cannot read what %s serves: %s", _name(where), exc)
-            self._failing[key] = str(exc)
+            self._trouble(key, f"cannot read what {_name(where)} serves: {exc}")
+            return None
+        if version is None:
+            self._trouble(
+                key,
+                f"cannot tell which version of {_name(where)} serves: the deployer names none"
+                + (
+                    f" and no registry version has the source {state.source}"
+                    if state.source
+                    else ""
+                ),
+            )
             return None
         if self._failing.pop(key, None) is not None:
             log.info("reading what %s serves again", _name(where))
-        return Reading(where.model, where.component, state, asked_at)
+        return Reading(where.model, where.component, version, asked_at)
+
+    def _version_by_source(self, where: Served, source: str) -> str | None:
+        """The registry version whose artifact is ``source`` (as a pipeline deploys it)."""
+        if where.registry is None or where.registry_model is None:
+            return None
+        known = (where.registry_model, source)
+        if known not in self._by_source:
+            versions = where.registry.list_versions(where.registry_model)
+            matching = [v.version for v in versions if v.source == source]
+            if not matching:
+                return None
+            self._by_source[known] = matching[-1]
+        return self._by_source[known]
+
+    def _trouble(self, key: tuple[str, str], message: str) -> None:
+        """Log a problem when it starts or changes, not at every poll."""
+        if self._failing.get(key) != message:
+            log.warning("%s", message)
+        self._failing[key] = message
 
 
 def _name(where: Served) -> str:

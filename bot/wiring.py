@@ -201,27 +201,43 @@ def components_for(
 def served_deployments(
     config: RollbotConfig, settings: Settings, *, environ: Mapping[str, str] | None = None
 ) -> tuple[list[Served], list[str]]:
-    """Every model and linked component with its deployer, each deployer built once; and,
-    in words, the deployers that could not be built (their models are left out)."""
-    deployers: dict[str, Deployer | None] = {}
+    """Every model and linked component with its deployer and registry, each built once;
+    and, in words, what could not be built (a model without its deployer is left out, one
+    without its registry only loses naming versions by their source)."""
+    built: dict[tuple[str, str], Any] = {}
     problems: list[str] = []
 
-    def deployer(name: str) -> Deployer | None:
-        if name not in deployers:
+    def build(kind: str, name: str) -> Any:
+        if (kind, name) not in built:
+            make = build_deployer if kind == "deployer" else build_registry
             try:
-                deployers[name] = build_deployer(name, config, settings, environ=environ)
+                built[kind, name] = make(name, config, settings, environ=environ)
             except (ConfigError, NotFoundError) as exc:
-                deployers[name] = None
-                problems.append(f"deployer {name!r}: {exc}")
-        return deployers[name]
+                built[kind, name] = None
+                problems.append(f"{kind} {name!r}: {exc}")
+        return built[kind, name]
 
     served = []
-    for model, model_config in config.models.items():
-        places = [(MODEL_COMPONENT, model_config.deployer, model_config.target)]
-        places += [(c.name, c.deployer, c.target) for c in model_config.components]
-        for component, name, target in places:
-            if (built := deployer(name)) is not None:
-                served.append(Served(model, component, built, dict(target)))
+    for model, spec in config.models.items():
+        places = [
+            (
+                MODEL_COMPONENT,
+                spec.deployer,
+                spec.target,
+                spec.registry,
+                spec.registry_model or model,
+            )
+        ]
+        places += [
+            (c.name, c.deployer, c.target, c.registry or spec.registry, c.registry_model or c.name)
+            for c in spec.components
+        ]
+        for component, deployer_name, target, registry_name, registry_model in places:
+            if (deployer := build("deployer", deployer_name)) is not None:
+                registry = build("registry", registry_name)
+                served.append(
+                    Served(model, component, deployer, dict(target), registry, registry_model)
+                )
     return served, problems
 
 

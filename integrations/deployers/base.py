@@ -24,6 +24,9 @@ class DeploymentState:
     canary_percent: int = 0
     ready: bool = True
     message: str = ""
+    # Where the newest spec's artifact comes from (KServe's storageUri), when the deployer
+    # knows it: a version the deployer cannot name is found in the registry by its source.
+    source: str | None = None
 
     def serving_percent(self, version: str) -> int:
         """Percent of traffic the given version receives."""

@@ -142,6 +142,8 @@ class KServeDeployer(KubeObjectDeployer):
         if observed and (latest := _latest_traffic_percent(obj)) is not None:
             canary_percent = latest  # KServe pins traffic to the old revision if the new fails
         stable = annotations.get(STABLE_ANNOTATION)
+        source = _model_spec(predictor).get("storageUri")
+        source = str(source) if source else None
         if spec_percent < 100 and stable is not None and stable != spec_version:
             return DeploymentState(
                 target=self._describe(target),
@@ -150,9 +152,14 @@ class KServeDeployer(KubeObjectDeployer):
                 canary_percent=canary_percent,
                 ready=ready,
                 message=message,
+                source=source,
             )
         return DeploymentState(
-            target=self._describe(target), version=spec_version, ready=ready, message=message
+            target=self._describe(target),
+            version=spec_version,
+            ready=ready,
+            message=message,
+            source=source,
         )
 
 

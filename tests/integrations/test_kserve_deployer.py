@@ -63,7 +63,9 @@ def test_is_a_deployer_with_traffic_split(deployer: KServeDeployer) -> None:
 def test_current_state_reads_version_and_readiness(deployer: KServeDeployer) -> None:
     state = deployer.current_state(TARGET)
 
-    assert state == DeploymentState(target="InferenceService models/fraud", version="6")
+    assert state == DeploymentState(
+        target="InferenceService models/fraud", version="6", source="s3://models/fraud/6"
+    )
 
 
 def test_shift_25_50_100_changes_spec_and_reports_canary(
@@ -90,7 +92,9 @@ def test_shift_25_50_100_changes_spec_and_reports_canary(
 
     assert "canaryTrafficPercent" not in predictor(kube)
     assert "rollbot.io/stable-model-version" not in isvc_annotations(kube)
-    assert state == DeploymentState(target="InferenceService models/fraud", version="7")
+    assert state == DeploymentState(
+        target="InferenceService models/fraud", version="7", source="s3://models/fraud/7"
+    )
     assert deployer.current_state(TARGET) == state
 
 
@@ -225,7 +229,10 @@ def test_storage_uri_changed_outside_rollbot_reads_as_unknown(
     shift(deployer, "7", 100, "k")
     predictor(kube)["model"]["storageUri"] = "s3://models/fraud/hotfix"
 
-    assert deployer.current_state(TARGET).version is None
+    state = deployer.current_state(TARGET)
+
+    assert state.version is None
+    assert state.source == "s3://models/fraud/hotfix"  # for finding it in the registry
 
 
 def test_storage_uri_mode_needs_a_source(deployer: KServeDeployer, kube: FakeKube) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from bot.watches.targets import watch_targets
 from bot.wiring import served_deployments
 from integrations.deployers.base import DeploymentState, DeployTarget
 from integrations.errors import IntegrationUnavailable
+from integrations.registry.local import LocalRegistry
 from tests.runs.fakes import MODEL, new_drill, plan, step
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -252,3 +254,35 @@ models:
 def test_a_poll_interval_under_a_second_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"serving\.poll_interval.*at least 1s"):
         parse_config("version: 1\nserving: {poll_interval: 0s}\n")
+
+
+def test_a_version_the_deployer_cannot_name_is_found_in_the_registry_by_its_source(
+    engine: Engine, clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = LocalRegistry(tmp_path / "registry.json")
+    for version in ("4", "5"):
+        registry.register_version(MODEL, version, source=f"s3://models/fraud/{version}")
+    deployer = FakeDeployer()
+    polls = ServingPoller(
+        engine,
+        [Served(MODEL, "model", deployer, {"name": "fraud"}, registry, MODEL)],
+        clock=clock,
+    )
+    # A pipeline changed the storage URI itself: KServe's deployer cannot name the version.
+    deployer.states["fraud"] = DeploymentState(
+        target="fraud", version=None, source="s3://models/fraud/5"
+    )
+
+    made = polls.poll()
+    deployer.states["fraud"] = DeploymentState(
+        target="fraud", version=None, source="s3://models/fraud/unregistered"
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.serving"):
+        later = polls.poll() + polls.poll()
+
+    assert [r.version for r in made] == ["5"] and later == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        f"cannot tell which version of {MODEL} serves: the deployer names none and no "
+        "registry version has the source s3://models/fraud/unregistered"
+    ]
