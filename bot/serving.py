@@ -27,7 +27,7 @@ from bot.store.db import session_scope
 from bot.store.models import DeploymentRecord
 from bot.store.types import utcnow
 from bot.telemetry import DEPLOYS_RECORDED
-from integrations.deployers.base import Deployer, DeploymentState, DeployTarget
+from integrations.deployers.base import Deployer, DeployTarget
 from integrations.errors import IntegrationError
 from integrations.registry.base import ModelRegistry
 
@@ -58,12 +58,6 @@ class Reading:
     component: str
     version: str
     asked_at: datetime
-
-
-def newest_version(state: DeploymentState) -> str | None:
-    """The version taking new traffic: the canary while one serves, else the stable one
-    (None when the deployer cannot name it)."""
-    return state.canary_version if state.canary_percent > 0 else state.version
 
 
 def record_reading(session: Session, reading: Reading) -> DeploymentRecord | None:
@@ -133,7 +127,7 @@ class ServingPoller:
         asked_at = self._clock()
         try:
             state = where.deployer.current_state(where.target)
-            version = newest_version(state)
+            version = state.newest_version
             if version is None and state.source is not None:
                 version = self._version_by_source(where, state.source)
         except IntegrationError as exc:

@@ -13,8 +13,10 @@ from bot.runbooks.format import Runbook
 from bot.runbooks.render import ComponentVersions, render_plan
 from bot.runs.contracts import Component, Plan
 from bot.safe_versions import (
+    MODEL_COMPONENT,
     NoSafeVersion,
     assess_versions,
+    current_deployment,
     no_safe_version,
     version_served_with,
 )
@@ -25,11 +27,15 @@ from integrations.errors import NotFound
 COMPONENT_TAG_PREFIX = "component."
 
 
-def serving_version(state: DeploymentState) -> str | None:
-    """The version a rollback moves away from: a canary in flight, else the stable one."""
-    if state.canary_version is not None and state.canary_percent > 0:
-        return state.canary_version
-    return state.version
+def serving_version(
+    session: Session, state: DeploymentState, *, model: str, component: str = MODEL_COMPONENT
+) -> str | None:
+    """The version a rollback moves away from: a canary in flight, else the stable one; when
+    the deployer cannot name it, the one Rollbot's history last saw serving."""
+    if state.newest_version is not None:
+        return state.newest_version
+    recorded = current_deployment(session, model=model, component=component)
+    return recorded.version if recorded is not None else None
 
 
 def plan_rollback(
@@ -55,7 +61,7 @@ def plan_rollback(
         raise NotFoundError(f"unknown runbook {runbook_name!r} (known: {known})")
     components = components_for(model)
     main = components[model]
-    from_version = serving_version(main.deployer.current_state(main.target))
+    from_version = serving_version(session, main.deployer.current_state(main.target), model=model)
     if to_version is None:
         to_version = _newest_safe(session, config, main, model, from_version)
     else:
@@ -128,6 +134,7 @@ def _component_versions(
                 f"{to_version}: tag the model version with {COMPONENT_TAG_PREFIX}{name}=<version> "
                 "or record the component's deployments"
             )
-        current = serving_version(component.deployer.current_state(component.target))
+        state = component.deployer.current_state(component.target)
+        current = serving_version(session, state, model=model, component=name)
         versions[name] = ComponentVersions(from_version=current, to_version=target)
     return versions

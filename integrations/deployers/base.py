@@ -28,6 +28,12 @@ class DeploymentState:
     # knows it: a version the deployer cannot name is found in the registry by its source.
     source: str | None = None
 
+    @property
+    def newest_version(self) -> str | None:
+        """The version taking new traffic: a canary in flight, else the stable one (None when
+        the deployer cannot name it)."""
+        return self.canary_version if self.canary_percent > 0 else self.version
+
     def serving_percent(self, version: str) -> int:
         """Percent of traffic the given version receives."""
         if self.canary_version == version:

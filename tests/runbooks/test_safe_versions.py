@@ -23,6 +23,7 @@ from bot.safe_versions import (
     record_deployment,
 )
 from bot.store.models import DeploymentRecord, TimelineEvent
+from integrations.deployers.base import DeploymentState
 from integrations.registry.local import LocalRegistry
 from tests.runbooks.conftest import SHIPPED
 
@@ -148,6 +149,28 @@ def test_a_canary_in_flight_is_what_gets_rolled_back(
     with Session(engine) as session:
         _history(session)
         plan = _plan(session, components, runbook="staged-rollback")
+    assert (plan.from_version, plan.to_version) == ("5", "4")
+
+
+def test_a_version_the_deployer_cannot_name_is_the_one_rollbot_last_saw_serving(
+    engine: Engine, components: dict[str, Component]
+) -> None:
+    main = components["fraud-detector"]
+
+    class Unnamed:
+        """A deployer that sees the deployment but not its version (a changed storage URI)."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(main.deployer, name)
+
+        def current_state(self, target: Mapping[str, object]) -> DeploymentState:
+            return DeploymentState(target="fraud-detector", version=None, source="s3://new")
+
+    unnamed = Component(main.name, main.registry, main.registry_model, Unnamed(), main.target)  # type: ignore[arg-type]
+    with Session(engine) as session:
+        _history(session)
+        plan = _plan(session, {"fraud-detector": unnamed})
+
     assert (plan.from_version, plan.to_version) == ("5", "4")
 
 
