@@ -147,6 +147,8 @@ def propose_rollback(
             f"incident #{incident.id} of {model} was resolved meanwhile; nothing was proposed"
         )
     _refuse_while_busy(session, model=model, now=now, supersede=supersede, quiet_after=quiet_after)
+    # A person asking for a rollback is responding (a watch or an alert is not).
+    incidents.note_response(session, incident=incident, actor=requested_by, source=via)
     for stale in approvals.pending_for_model(session, model=model):
         approvals.cancel(
             session, request=stale, actor=requested_by, source=via, why="superseded by a new one"

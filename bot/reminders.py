@@ -112,7 +112,9 @@ def _incidents_unacknowledged(session: Session, config: RollbotConfig, now: date
         since = incident.detected_at or incident.created_at
         text = (
             f"⏰ Incident #{incident.id} ({incident.title}) has had no response for "
-            f"{format_duration(now - since)}: acknowledge it with any command or a note."
+            f"{format_duration(now - since)}. Say you are on it: `/rollbot note <what you "
+            "see>` in this channel (a severity or status change, a rollback request or a "
+            "click on its card counts too)."
         )
         model = config.models.get(incident.model or "")
         mentions = (*config.slack.responders, *(model.owners if model else ()))

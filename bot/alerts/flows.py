@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from bot.alerts.intake import SOURCE, IntakeResult, ingest
+from bot.alerts.intake import SOURCE, IntakeResult, alert_model, ingest
 from bot.alerts.payload import AlertmanagerPayload
 from bot.config.models import RollbotConfig
 from bot.errors import RollbotError
@@ -86,12 +86,13 @@ def _propose(
     incident_id = result.incidents.get(model)
     if model_config is None or model_config.watch is None or incident_id is None:
         return None
+    label, aliases = config.alertmanager.model_label, config.models_by_metrics_name()
     evidence: dict[str, Any] = {
         "source": SOURCE,
         "alerts": [
             {"fingerprint": a.fingerprint, "labels": a.labels, "annotations": a.annotations}
             for a in payload.alerts
-            if a.status == "firing" and a.labels.get(config.alertmanager.model_label) == model
+            if a.status == "firing" and alert_model(a, label, aliases) == model
         ],
     }
     with session_scope(engine) as session:

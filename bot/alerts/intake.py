@@ -89,7 +89,7 @@ def ingest(
         result.stale = len(stale)
         alerts = [alert for alert in alerts if alert.fingerprint not in stale]
     aliases = models_by_label or {}
-    models = {a.fingerprint: _model_of(a, config.model_label, aliases) for a in alerts}
+    models = {a.fingerprint: alert_model(a, config.model_label, aliases) for a in alerts}
     incident_ids = _incidents_for(session, alerts, models, result)
     result.without_model = sum(model is None for model in models.values())
     homes = {fp: incident_ids.get(model) if model else None for fp, model in models.items()}
@@ -119,7 +119,8 @@ def ingest(
     return result
 
 
-def _model_of(alert: AlertPayload, label: str, aliases: Mapping[str, str]) -> str | None:
+def alert_model(alert: AlertPayload, label: str, aliases: Mapping[str, str]) -> str | None:
+    """The model an alert is about: its label's value, mapped through ``aliases``."""
     value = alert.labels.get(label)
     return aliases.get(value, value) if value else None
 

@@ -400,3 +400,21 @@ def test_with_a_token_set_only_notifications_carrying_it_are_read(
         assert rows(engine, Alert) == [] and rows(engine, Incident) == []
     else:
         assert len(rows(engine, Alert)) == 1
+
+
+def test_a_proposal_from_an_alert_labelled_with_a_metrics_name_carries_that_alert(
+    engine: Engine,
+) -> None:
+    config = parse_config(
+        CONFIG % {"label": "model", "propose": "true"}
+        + "  fraud-detector: {registry: mlflow, deployer: kserve,"
+        + " watch: {metrics_name: fraud_detector}}\n"
+    )
+    app = create_app(engine)
+    app.state.config, app.state.rollback_proposer = config, proposer(config)
+    with TestClient(app) as client:
+        post(client, notification(alert("a1", model="fraud_detector")))
+
+    [request] = rows(engine, ApprovalRequest)
+    assert request.model == "fraud-detector"
+    assert [a["fingerprint"] for a in request.evidence["alerts"]] == ["a1"]

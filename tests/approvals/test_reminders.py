@@ -126,3 +126,26 @@ def test_slack_posts_the_reminder_in_the_incident_channel_with_mentions(engine: 
 
     assert call.args["channel"] == "C0INCIDENT"
     assert call.args["text"] == "<!subteam^SONCALL> <@UBOB> ⏰ still waiting"
+
+
+def test_a_person_asking_for_the_rollback_has_acknowledged_the_incident(engine: Engine) -> None:
+    from bot.proposals import propose_rollback
+    from tests.watches.fakes import plan_to
+
+    with session_scope(engine) as session:
+        request = propose_rollback(
+            session,
+            config=CONFIG,
+            runbooks={},
+            components_for=lambda *a, **k: {},
+            model=PLAN.model,
+            to_version=None,
+            requested_by="UALICE",
+            via="slack",
+            reason=None,
+            planner=plan_to("4"),
+        )
+        incident = session.get(Incident, request.incident_id)
+        assert incident is not None and incident.acknowledged_at is not None
+
+    assert [r for r in remind(engine, 30) if "no response" in r[1]] == []
