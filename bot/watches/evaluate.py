@@ -219,6 +219,8 @@ def _store_quiet(
                 decision=judgement.decision,
                 details=details,
                 now=now,
+                confirmed=judgement.step.state.consecutive_degraded
+                >= judgement.target.watch.confirmations,
             )
             evaluation = replace(evaluation, recovery=outcome)
         evaluations.append(evaluation)

@@ -69,7 +69,7 @@ def judge(
     policy = WatchPolicy(
         confirmations=target.watch.confirmations,
         cooldown_seconds=target.watch.cooldown.total_seconds(),
-        proposes=not target.checks_recovery,
+        proposes=not target.checks_recovery,  # its open incident is verified or escalated
     )
     step = state.observe(decision.state, now=decision.evaluated_at, policy=policy)
     return Judgement(target, decision, mode, step, through, samples if step.propose else None)

@@ -41,8 +41,12 @@ def check_recovery(
     decision: Decision,
     details: dict[str, Any],
     now: datetime,
+    confirmed: bool = True,
 ) -> RecoveryOutcome | None:
-    """Verify or escalate the model's open, mitigated incident on a clear verdict."""
+    """Verify or escalate the model's open, mitigated incident on a clear verdict; a
+    degraded one only once the watch's ``confirmations`` are ``confirmed``."""
+    if decision.state == DetectionState.DEGRADED and not confirmed:
+        return None
     if decision.state not in (DetectionState.HEALTHY, DetectionState.DEGRADED):
         return None
     found = incidents.open_for_model(session, model=target.model)

@@ -215,6 +215,11 @@ def test_after_a_rollback_the_watch_verifies_recovery_or_escalates(
     incident_ids = {}
     with session_scope(engine) as session:
         for model in ("relapse", "recovered"):
+            incident, _ = incidents.open_or_join(
+                session, model=model, title=f"{model} 2 degraded", actor="rollbot", source="watch"
+            )
+            incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
+            incident_ids[model] = incident.id
             for version, start, end, reason in (
                 ("1", DEPLOY - 86400, DEPLOY, "deploy"),
                 ("2", DEPLOY, ROLLBACK, "deploy"),
@@ -227,13 +232,9 @@ def test_after_a_rollback_the_watch_verifies_recovery_or_escalates(
                         started_at=at(start),
                         ended_at=at(end) if end else None,
                         reason=reason,
+                        incident_id=incident.id if reason == "rollback" else None,
                     )
                 )
-            incident, _ = incidents.open_or_join(
-                session, model=model, title=f"{model} 2 degraded", actor="rollbot", source="watch"
-            )
-            incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
-            incident_ids[model] = incident.id
     notifier = RecordingNotifier()
 
     evaluations = evaluate_watches(
@@ -305,3 +306,50 @@ def test_versions_labelled_otherwise_than_the_registry_are_named_in_the_verdict(
     assert by_model["newcomer"].explanation == (
         "no earlier version of newcomer to compare 7 with → inconclusive"
     )
+
+
+def test_escalation_after_a_rollback_waits_for_the_watchs_confirmations(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(
+        "registries: {mlflow: {kind: local}}\ndeployers: {kserve: {kind: local}}\nmodels:\n"
+        "  relapse: {registry: mlflow, deployer: kserve,"
+        " watch: {metrics: [error_rate], step: 1m, confirmations: 2}}\n"
+    )
+    with session_scope(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session, model="relapse", title="relapse 2 degraded", actor="rollbot", source="watch"
+        )
+        incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
+        for version, start, end, reason in (
+            ("1", DEPLOY - 86400, DEPLOY, "deploy"),
+            ("2", DEPLOY, ROLLBACK, "deploy"),
+            ("1", ROLLBACK, None, "rollback"),
+        ):
+            session.add(
+                DeploymentRecord(
+                    model="relapse",
+                    version=version,
+                    started_at=at(start),
+                    ended_at=at(end) if end else None,
+                    reason=reason,
+                    incident_id=incident.id if reason == "rollback" else None,
+                )
+            )
+
+    def evaluate(moment: float) -> Any:
+        [evaluation] = evaluate_watches(
+            engine,
+            config=config,
+            source=PrometheusSource(prometheus.url),
+            proposer=proposer(config),
+            notifier=RecordingNotifier(),
+            now=at(moment),
+        )
+        return evaluation
+
+    first, second = evaluate(NOW), evaluate(NOW + 60)
+
+    assert first.state == second.state == "degraded"
+    assert first.recovery is None
+    assert second.recovery is not None and second.recovery.kind == "incident.escalated"
