@@ -198,6 +198,11 @@ def record_deployment(
         session.add(current)
         # The one-open-record index must see this row closed before the new one arrives.
         session.flush()
+    # A version that once had an incident keeps the mark when it serves again.
+    tainted = any(
+        r.had_incident and r.version == version
+        for r in _history(session, model=model, component=component)
+    )
     record = DeploymentRecord(
         model=model,
         component=component,
@@ -207,6 +212,7 @@ def record_deployment(
         actor=actor,
         run_id=run_id,
         incident_id=incident_id,
+        had_incident=tainted,
     )
     session.add(record)
     session.flush()

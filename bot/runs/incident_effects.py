@@ -3,7 +3,8 @@
 Mitigation is the full shift of the model's traffic to the safe version, verification a
 check after it; undoing that shift clears both. A check that fails after the mitigation
 escalates the incident rather than undoing the rollback. Every shift of a real run (not a
-drill) is recorded as what serves now.
+drill) is recorded as what serves now, and the version it mitigated away from as one that had
+an incident.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from bot.incidents import service as incidents
 from bot.runs.contracts import Plan
 from bot.runs.events import ENGINE_ACTOR, run_event, step_details
 from bot.runs.service import FORWARD, SOURCE, steps_of
-from bot.safe_versions import MODEL_COMPONENT, record_deployment
+from bot.safe_versions import MODEL_COMPONENT, mark_incident, record_deployment
 from bot.store.models import Incident, RunbookRun, StepRun, StepState
 
 SHIFT_TRAFFIC = "deployer.shift_traffic"
@@ -37,6 +38,15 @@ def note_done(
             _record_deployment(
                 session, run, component=None if is_model else component, step=step, at=at
             )
+            if run.incident_id is not None and _mitigates(step, plan) and plan.from_version:
+                # Rolled away from during an incident: never a safe version again.
+                mark_incident(
+                    session,
+                    model=run.model,
+                    version=plan.from_version,
+                    incident_id=run.incident_id,
+                    actor=ENGINE_ACTOR,
+                )
     elif run.incident_id is not None and checks_mitigation(session, run, plan, step):
         incidents.mark_time(session, incident=_incident(session, run), key="verified_at", at=at)
 

@@ -14,6 +14,7 @@ from bot.detection.evidence import Decision, format_duration
 from bot.detection.watch_state import PROPOSAL_RETRY_SECONDS
 from bot.errors import RollbotError
 from bot.incidents import service as incidents
+from bot.safe_versions import mark_incident
 from bot.store.models import ApprovalRequest, Incident
 from bot.timeline import record_event
 from bot.watches.targets import WatchTarget
@@ -124,6 +125,14 @@ def act_on_degraded(
     incidents.mark_time(session, incident=incident, key="detected_at", at=now)
     assert incident.id is not None
     record_decision(session, target=target, details=details, incident_id=incident.id)
+    # Degraded in production: never a safe version to roll back to.
+    mark_incident(
+        session,
+        model=target.model,
+        version=target.candidate_version,
+        incident_id=incident.id,
+        actor=ACTOR,
+    )
     try:
         request_id, reason = _propose(
             session, target=target, incident=incident, details=details, proposer=proposer

@@ -24,6 +24,7 @@ from bot.runs.live import live_engine
 from bot.store.models import (
     ApprovalDecision,
     ApprovalRequest,
+    DeploymentRecord,
     Incident,
     RunbookRun,
     StepRun,
@@ -97,6 +98,13 @@ def test_a_real_incident_becomes_a_postmortem_a_team_can_start_from(
     _assert_impact_counts_the_canary_only(stack, facts)
     _assert_the_document_reads_well(draft, facts)
     _assert_every_event_has_a_time_an_actor_and_a_source(stack)
+    _assert_the_rolled_back_version_is_never_safe_again(stack)
+
+
+def _assert_the_rolled_back_version_is_never_safe_again(stack: Stack) -> None:
+    with Session(stack.engine) as session:
+        records = session.exec(select(DeploymentRecord)).all()
+    assert {(r.version, r.had_incident) for r in records} == {("1", False), ("2", True)}
 
 
 def _assert_every_event_has_a_time_an_actor_and_a_source(stack: Stack) -> None:

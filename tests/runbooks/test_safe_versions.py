@@ -301,3 +301,29 @@ def test_the_models_own_runbook_gets_its_parameters_whether_named_or_implied(
     assert implied.parameters["verify"] is False
     assert named.hash() == implied.hash()
     assert other.parameters["verify"] is True
+
+
+def test_a_version_that_had_an_incident_keeps_the_mark_when_it_serves_again(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session:
+        for hours, version in ((0, "4"), (10, "5"), (11, "4")):
+            record_deployment(
+                session,
+                model="fraud-detector",
+                version=version,
+                reason="deploy",
+                actor="ci",
+                at=T0 + timedelta(hours=hours),
+            )
+        mark_incident(session, model="fraud-detector", version="5")
+        again = record_deployment(
+            session,
+            model="fraud-detector",
+            version="5",
+            reason="seen at the deployer",
+            actor="rollbot",
+            at=T0 + timedelta(hours=12),
+        )
+
+        assert again.had_incident

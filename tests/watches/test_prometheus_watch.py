@@ -131,6 +131,13 @@ def test_a_healthy_deploy_stays_quiet_and_a_degraded_one_gets_a_proposal(
     broken_error = decisions["broken"].details["metrics"][0]
     assert broken_error["metric"] == "error_rate" and broken_error["ratio_to_baseline"] > 3
     assert notifier.kinds() == ["incident_opened", "evidence_posted", "proposal_created"]
+    marked = {(r.model, r.version): r.had_incident for r in rows(engine, DeploymentRecord)}
+    assert marked == {
+        ("steady", "1"): False,
+        ("steady", "2"): False,
+        ("broken", "1"): False,
+        ("broken", "2"): True,  # degraded: never a safe version to roll back to
+    }
 
 
 def _deployed(engine: Engine, models: list[str]) -> None:
