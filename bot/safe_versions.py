@@ -147,8 +147,7 @@ def _reasons(
 
 
 def _served(records: Iterable[DeploymentRecord], now: datetime) -> timedelta:
-    """Total time served; a record still open counts up to ``now`` (the stable version under
-    a canary keeps proving itself while it serves)."""
+    """Total time served; the record still open counts up to ``now``."""
     return sum(((r.ended_at or now) - r.started_at for r in records), timedelta(0))
 
 
