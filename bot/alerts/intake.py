@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,8 @@ from bot.store.types import utcnow
 from bot.timeline import record_event
 
 SOURCE = "alertmanager"
+# How long after a resolution a firing copy with the same start counts as a late delivery.
+STALE_WINDOW = timedelta(minutes=5)
 # The incident title's column width; alert names are free text of any length.
 _MAX_TITLE = 500
 
@@ -84,7 +86,7 @@ def ingest(
         {a.fingerprint: a for a in payload.alerts}.values(), key=lambda a: a.fingerprint
     )
     result = IntakeResult(received=len(payload.alerts))
-    stale = _resolved_since(session, alerts)
+    stale = _resolved_since(session, alerts, now)
     if stale:
         result.stale = len(stale)
         alerts = [alert for alert in alerts if alert.fingerprint not in stale]
@@ -245,23 +247,27 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return created
 
 
-def _resolved_since(session: Session, alerts: Sequence[AlertPayload]) -> set[str]:
-    """Firing alerts whose stored copy resolved after the same start: a late or retried
-    notification, not a new firing (which Prometheus gives a new start). Left out, they
-    neither bring the alert back nor reopen an incident."""
+def _resolved_since(session: Session, alerts: Sequence[AlertPayload], now: datetime) -> set[str]:
+    """Firing alerts whose stored copy resolved after the same start, arriving within
+    ``STALE_WINDOW`` of that resolution: a late or retried notification, not a new firing
+    (which Prometheus gives a new start). Left out, they neither bring the alert back nor
+    reopen an incident. Later, the same start is believed: Prometheus restores an alert's
+    start after a restart, and an alert firing again must never be ignored for good."""
     firing = {a.fingerprint: a for a in alerts if a.status == AlertStatus.FIRING}
     stale: set[str] = set()
     names = sorted(firing)
     for first in range(0, len(names), _INSERT_CHUNK):
         stored = session.exec(
-            select(Alert.fingerprint, Alert.starts_at)
+            select(Alert.fingerprint, Alert.starts_at, Alert.last_seen)
             .where(col(Alert.fingerprint).in_(names[first : first + _INSERT_CHUNK]))
             .where(Alert.status == AlertStatus.RESOLVED)
         ).all()
         stale.update(
             fingerprint
-            for fingerprint, starts_at in stored
-            if starts_at is not None and firing[fingerprint].starts_at <= starts_at
+            for fingerprint, starts_at, resolved_seen in stored
+            if starts_at is not None
+            and firing[fingerprint].starts_at <= starts_at
+            and now - resolved_seen <= STALE_WINDOW
         )
     return stale
 

@@ -172,4 +172,24 @@ class RollbotConfig(Section):
                 where = (*base, "components", index)
                 check((*where, "registry"), component.registry, self.registries, "registry")
                 check((*where, "deployer"), component.deployer, self.deployers, "deployer")
+        problems.extend(self._metrics_name_clashes())
+        return problems
+
+    def _metrics_name_clashes(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A metrics name is one model's: not another model's own name, nor shared."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        claimed: dict[str, str] = {}
+        for name, model in self.models.items():
+            alias = model.watch.metrics_name if model.watch is not None else None
+            if not alias or alias == name:
+                continue
+            path: tuple[str | int, ...] = ("models", name, "watch", "metrics_name")
+            if alias in self.models:
+                problems.append((path, f"{alias!r} is the name of another model"))
+            elif alias in claimed:
+                problems.append(
+                    (path, f"{alias!r} is already the metrics name of {claimed[alias]}")
+                )
+            else:
+                claimed[alias] = name
         return problems

@@ -7,6 +7,7 @@ import copy
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -118,6 +119,25 @@ def test_a_late_copy_of_a_resolved_alerts_firing_changes_nothing(
     [stored] = rows(engine, Alert)
     assert stored.status == "resolved"
     assert [i.status for i in rows(engine, Incident)] == ["resolved"]
+
+
+def test_the_same_start_firing_long_after_the_resolution_is_believed(
+    client: TestClient, engine: Engine
+) -> None:
+    post(client, notification(alert("fp1")))
+    post(client, notification(alert("fp1", status="resolved")))
+    with Session(engine) as session:  # the resolution arrived 20 minutes ago
+        stored = session.exec(select(Alert)).one()
+        stored.last_seen = stored.last_seen - timedelta(minutes=20)
+        session.add(stored)
+        session.commit()
+
+    # Prometheus restarted and restored the alert's start: it fires again.
+    response = post(client, notification(alert("fp1")))
+
+    assert response.json()["stale"] == 0
+    [stored] = rows(engine, Alert)
+    assert stored.status == "firing"
 
 
 def test_an_alert_firing_again_with_a_new_start_is_news(client: TestClient, engine: Engine) -> None:

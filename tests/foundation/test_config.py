@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,3 +127,29 @@ def test_watch_timing_that_could_never_decide_is_refused_with_its_place(
         parse_config(text, source="rollbot.yaml")
 
     assert str(caught.value).startswith(f"rollbot.yaml:21: models.fraud-detector.watch: {message}")
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        (
+            "  a: {registry: r, deployer: d, watch: {metrics_name: b}}\n"
+            "  b: {registry: r, deployer: d}\n",
+            "models.a.watch.metrics_name: 'b' is the name of another model",
+        ),
+        (
+            "  a: {registry: r, deployer: d, watch: {metrics_name: m}}\n"
+            "  b: {registry: r, deployer: d, watch: {metrics_name: m}}\n",
+            "models.b.watch.metrics_name: 'm' is already the metrics name of a",
+        ),
+    ],
+)
+def test_a_metrics_name_belongs_to_one_model(models: str, message: str) -> None:
+    text = (
+        "registries: {r: {kind: local, path: r.json}}\n"
+        "deployers: {d: {kind: local, path: d.json}}\n"
+        f"models:\n{models}"
+    )
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text, source="rollbot.yaml")
