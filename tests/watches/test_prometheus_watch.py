@@ -13,10 +13,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.config import parse_config
+from bot.config.models import RollbotConfig
 from bot.incidents import service as incidents
 from bot.store.db import session_scope
 from bot.store.models import ApprovalRequest, DeploymentRecord, Incident, TimelineEvent
-from bot.watches.evaluate import evaluate_watches
+from bot.watches.evaluate import Evaluation, evaluate_watches
 from integrations.metrics.prometheus import PrometheusSource
 from tests.support.prometheus import (
     Prometheus,
@@ -94,28 +95,59 @@ def rows(engine: Engine, model: type[Any]) -> list[Any]:
         return list(session.exec(select(model)).all())
 
 
-def test_a_healthy_deploy_stays_quiet_and_a_degraded_one_gets_a_proposal(
-    prometheus: Prometheus, engine: Engine
-) -> None:
-    config = parse_config(CONFIG)
-    with session_scope(engine) as session:
-        for model in ("steady", "broken"):
-            session.add(
-                DeploymentRecord(
-                    model=model, version="1", started_at=at(DEPLOY - 86400), ended_at=at(DEPLOY)
-                )
-            )
-            session.add(DeploymentRecord(model=model, version="2", started_at=at(DEPLOY)))
-    notifier = RecordingNotifier()
-
-    evaluations = evaluate_watches(
+def evaluate(
+    prometheus: Prometheus,
+    engine: Engine,
+    config: RollbotConfig,
+    *,
+    moment: float = NOW,
+    notifier: RecordingNotifier | None = None,
+) -> list[Evaluation]:
+    """One evaluation cycle at ``moment`` against the real Prometheus."""
+    return evaluate_watches(
         engine,
         config=config,
         source=PrometheusSource(prometheus.url),
         proposer=proposer(config),
-        notifier=notifier,
-        now=at(NOW),
+        notifier=notifier or RecordingNotifier(),
+        now=at(moment),
     )
+
+
+def rolled_back(engine: Engine, model: str) -> int:
+    """1 served a day, 2 from DEPLOY until a rollback to 1 at ROLLBACK for an open incident."""
+    with session_scope(engine) as session:
+        incident, _ = incidents.open_or_join(
+            session, model=model, title=f"{model} 2 degraded", actor="rollbot", source="watch"
+        )
+        incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
+        for version, start, end, reason in (
+            ("1", DEPLOY - 86400, DEPLOY, "deploy"),
+            ("2", DEPLOY, ROLLBACK, "deploy"),
+            ("1", ROLLBACK, None, "rollback"),
+        ):
+            session.add(
+                DeploymentRecord(
+                    model=model,
+                    version=version,
+                    started_at=at(start),
+                    ended_at=at(end) if end else None,
+                    reason=reason,
+                    incident_id=incident.id if reason == "rollback" else None,
+                )
+            )
+        assert incident.id is not None
+        return incident.id
+
+
+def test_a_healthy_deploy_stays_quiet_and_a_degraded_one_gets_a_proposal(
+    prometheus: Prometheus, engine: Engine
+) -> None:
+    config = parse_config(CONFIG)
+    _deployed(engine, ["steady", "broken"])
+    notifier = RecordingNotifier()
+
+    evaluations = evaluate(prometheus, engine, config, notifier=notifier)
 
     states = {e.model: e.state for e in evaluations}
     assert states == {"steady": "healthy", "broken": "degraded"}
@@ -163,14 +195,7 @@ def test_model_names_that_need_escaping_are_read(prometheus: Prometheus, engine:
     )
     _deployed(engine, list(config.models))
 
-    evaluations = evaluate_watches(
-        engine,
-        config=config,
-        source=PrometheusSource(prometheus.url),
-        proposer=proposer(config),
-        notifier=RecordingNotifier(),
-        now=at(NOW),
-    )
+    evaluations = evaluate(prometheus, engine, config)
 
     assert {e.model: e.state for e in evaluations} == {f"odd{i}": "degraded" for i in range(4)}
 
@@ -192,14 +217,7 @@ def test_a_template_prometheus_refuses_costs_only_its_models(
     )
     _deployed(engine, ["broken", "typo"])
 
-    evaluations = evaluate_watches(
-        engine,
-        config=config,
-        source=PrometheusSource(prometheus.url),
-        proposer=proposer(config),
-        notifier=RecordingNotifier(),
-        now=at(NOW),
-    )
+    evaluations = evaluate(prometheus, engine, config)
 
     by_model = {e.model: e for e in evaluations}
     assert by_model["broken"].state == "degraded"
@@ -219,47 +237,11 @@ def test_after_a_rollback_the_watch_verifies_recovery_or_escalates(
             for name in ("relapse", "recovered")
         )
     )
-    incident_ids = {}
-    with session_scope(engine) as session:
-        for model in ("relapse", "recovered"):
-            incident, _ = incidents.open_or_join(
-                session, model=model, title=f"{model} 2 degraded", actor="rollbot", source="watch"
-            )
-            incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
-            incident_ids[model] = incident.id
-            for version, start, end, reason in (
-                ("1", DEPLOY - 86400, DEPLOY, "deploy"),
-                ("2", DEPLOY, ROLLBACK, "deploy"),
-                ("1", ROLLBACK, None, "rollback"),
-            ):
-                session.add(
-                    DeploymentRecord(
-                        model=model,
-                        version=version,
-                        started_at=at(start),
-                        ended_at=at(end) if end else None,
-                        reason=reason,
-                        incident_id=incident.id if reason == "rollback" else None,
-                    )
-                )
+    incident_ids = {model: rolled_back(engine, model) for model in ("relapse", "recovered")}
     notifier = RecordingNotifier()
 
-    evaluations = evaluate_watches(
-        engine,
-        config=config,
-        source=PrometheusSource(prometheus.url),
-        proposer=proposer(config),
-        notifier=notifier,
-        now=at(NOW),
-    )
-    again = evaluate_watches(
-        engine,
-        config=config,
-        source=PrometheusSource(prometheus.url),
-        proposer=proposer(config),
-        notifier=notifier,
-        now=at(NOW + 120),
-    )
+    evaluations = evaluate(prometheus, engine, config, notifier=notifier)
+    again = evaluate(prometheus, engine, config, moment=NOW + 120, notifier=notifier)
 
     by_model = {e.model: e for e in evaluations}
     assert by_model["relapse"].state == "degraded" and by_model["recovered"].state == "healthy"
@@ -295,14 +277,7 @@ def test_versions_labelled_otherwise_than_the_registry_are_named_in_the_verdict(
     with session_scope(engine) as session:
         session.add(DeploymentRecord(model="newcomer", version="7", started_at=at(DEPLOY)))
 
-    evaluations = evaluate_watches(
-        engine,
-        config=config,
-        source=PrometheusSource(prometheus.url),
-        proposer=proposer(config),
-        notifier=RecordingNotifier(),
-        now=at(NOW),
-    )
+    evaluations = evaluate(prometheus, engine, config)
 
     by_model = {e.model: e for e in evaluations}
     assert by_model["vlabel"].state == "inconclusive"
@@ -323,39 +298,9 @@ def test_escalation_after_a_rollback_waits_for_the_watchs_confirmations(
         "  relapse: {registry: mlflow, deployer: kserve,"
         " watch: {metrics: [error_rate], step: 1m, confirmations: 2}}\n"
     )
-    with session_scope(engine) as session:
-        incident, _ = incidents.open_or_join(
-            session, model="relapse", title="relapse 2 degraded", actor="rollbot", source="watch"
-        )
-        incidents.mark_time(session, incident=incident, key="mitigated_at", at=at(ROLLBACK))
-        for version, start, end, reason in (
-            ("1", DEPLOY - 86400, DEPLOY, "deploy"),
-            ("2", DEPLOY, ROLLBACK, "deploy"),
-            ("1", ROLLBACK, None, "rollback"),
-        ):
-            session.add(
-                DeploymentRecord(
-                    model="relapse",
-                    version=version,
-                    started_at=at(start),
-                    ended_at=at(end) if end else None,
-                    reason=reason,
-                    incident_id=incident.id if reason == "rollback" else None,
-                )
-            )
-
-    def evaluate(moment: float) -> Any:
-        [evaluation] = evaluate_watches(
-            engine,
-            config=config,
-            source=PrometheusSource(prometheus.url),
-            proposer=proposer(config),
-            notifier=RecordingNotifier(),
-            now=at(moment),
-        )
-        return evaluation
-
-    first, second = evaluate(NOW), evaluate(NOW + 60)
+    rolled_back(engine, "relapse")
+    [first] = evaluate(prometheus, engine, config)
+    [second] = evaluate(prometheus, engine, config, moment=NOW + 60)
 
     assert first.state == second.state == "degraded"
     assert first.recovery is None
