@@ -237,6 +237,13 @@ def record_deployment(
     return record
 
 
+def version_by_source(registry: ModelRegistry, registry_model: str, source: str) -> str | None:
+    """The registered version whose artifact is ``source``, for a deployer that serves an
+    artifact without naming its version (the newest when several share it)."""
+    matching = [v.version for v in registry.list_versions(registry_model) if v.source == source]
+    return matching[-1] if matching else None
+
+
 def mark_incident(
     session: Session,
     *,

@@ -22,7 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.runs.service import active_run_for_model
-from bot.safe_versions import MODEL_COMPONENT, current_deployment, record_deployment
+from bot.safe_versions import (
+    MODEL_COMPONENT,
+    current_deployment,
+    record_deployment,
+    version_by_source,
+)
 from bot.store.db import session_scope
 from bot.store.models import DeploymentRecord
 from bot.store.types import utcnow
@@ -154,11 +159,10 @@ class ServingPoller:
             return None
         known = (where.registry_model, source)
         if known not in self._by_source:
-            versions = where.registry.list_versions(where.registry_model)
-            matching = [v.version for v in versions if v.source == source]
-            if not matching:
+            version = version_by_source(where.registry, where.registry_model, source)
+            if version is None:
                 return None
-            self._by_source[known] = matching[-1]
+            self._by_source[known] = version
         return self._by_source[known]
 
     def _trouble(self, key: tuple[str, str], message: str) -> None:

@@ -13,11 +13,10 @@ from bot.runbooks.format import Runbook
 from bot.runbooks.render import ComponentVersions, render_plan
 from bot.runs.contracts import Component, Plan
 from bot.safe_versions import (
-    MODEL_COMPONENT,
     NoSafeVersion,
     assess_versions,
-    current_deployment,
     no_safe_version,
+    version_by_source,
     version_served_with,
 )
 from bot.store.types import utcnow
@@ -27,15 +26,13 @@ from integrations.errors import NotFound
 COMPONENT_TAG_PREFIX = "component."
 
 
-def serving_version(
-    session: Session, state: DeploymentState, *, model: str, component: str = MODEL_COMPONENT
-) -> str | None:
+def serving_version(component: Component, state: DeploymentState) -> str | None:
     """The version a rollback moves away from: a canary in flight, else the stable one; when
-    the deployer cannot name it, the one Rollbot's history last saw serving."""
-    if state.newest_version is not None:
+    the deployer cannot name it, the registered version with the artifact it serves (None
+    when there is none: guessing would mark the wrong version as degraded)."""
+    if state.newest_version is not None or state.source is None:
         return state.newest_version
-    recorded = current_deployment(session, model=model, component=component)
-    return recorded.version if recorded is not None else None
+    return version_by_source(component.registry, component.registry_model, state.source)
 
 
 def plan_rollback(
@@ -61,7 +58,16 @@ def plan_rollback(
         raise NotFoundError(f"unknown runbook {runbook_name!r} (known: {known})")
     components = components_for(model)
     main = components[model]
-    from_version = serving_version(session, main.deployer.current_state(main.target), model=model)
+    state = main.deployer.current_state(main.target)
+    from_version = serving_version(main, state)
+    if from_version is None:
+        serving = (
+            f" (it serves {state.source}, which no registered version has)" if state.source else ""
+        )
+        raise NotFoundError(
+            f"cannot tell which version of {model} serves now{serving}: without it nothing "
+            "could be restored if the rollback fails; register the artifact or roll back by hand"
+        )
     if to_version is None:
         to_version = _newest_safe(session, config, main, model, from_version)
     else:
@@ -134,7 +140,6 @@ def _component_versions(
                 f"{to_version}: tag the model version with {COMPONENT_TAG_PREFIX}{name}=<version> "
                 "or record the component's deployments"
             )
-        state = component.deployer.current_state(component.target)
-        current = serving_version(session, state, model=model, component=name)
+        current = serving_version(component, component.deployer.current_state(component.target))
         versions[name] = ComponentVersions(from_version=current, to_version=target)
     return versions

@@ -152,8 +152,9 @@ def test_a_canary_in_flight_is_what_gets_rolled_back(
     assert (plan.from_version, plan.to_version) == ("5", "4")
 
 
-def test_a_version_the_deployer_cannot_name_is_the_one_rollbot_last_saw_serving(
-    engine: Engine, components: dict[str, Component]
+@pytest.mark.parametrize("source", ["s3://fraud/5", "s3://hotfix-unregistered"])
+def test_a_version_the_deployer_cannot_name_is_found_by_its_artifact_or_refused(
+    engine: Engine, components: dict[str, Component], source: str
 ) -> None:
     main = components["fraud-detector"]
 
@@ -164,14 +165,23 @@ def test_a_version_the_deployer_cannot_name_is_the_one_rollbot_last_saw_serving(
             return getattr(main.deployer, name)
 
         def current_state(self, target: Mapping[str, object]) -> DeploymentState:
-            return DeploymentState(target="fraud-detector", version=None, source="s3://new")
+            return DeploymentState(target="fraud-detector", version=None, source=source)
 
     unnamed = Component(main.name, main.registry, main.registry_model, Unnamed(), main.target)  # type: ignore[arg-type]
     with Session(engine) as session:
         _history(session)
-        plan = _plan(session, {"fraud-detector": unnamed})
+        if source == "s3://fraud/5":
+            plan = _plan(session, {"fraud-detector": unnamed})
+            assert (plan.from_version, plan.to_version) == ("5", "4")
+            return
+        with pytest.raises(NotFoundError) as refused:
+            _plan(session, {"fraud-detector": unnamed})
 
-    assert (plan.from_version, plan.to_version) == ("5", "4")
+    assert str(refused.value) == (
+        "cannot tell which version of fraud-detector serves now (it serves "
+        "s3://hotfix-unregistered, which no registered version has): without it nothing "
+        "could be restored if the rollback fails; register the artifact or roll back by hand"
+    )
 
 
 @pytest.mark.parametrize(
