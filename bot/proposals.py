@@ -147,12 +147,13 @@ def propose_rollback(
             f"incident #{incident.id} of {model} was resolved meanwhile; nothing was proposed"
         )
     _refuse_while_busy(session, model=model, now=now, supersede=supersede, quiet_after=quiet_after)
-    # A person asking for a rollback is responding (a watch or an alert is not).
-    incidents.note_response(session, incident=incident, actor=requested_by, source=via)
     for stale in approvals.pending_for_model(session, model=model):
         approvals.cancel(
             session, request=stale, actor=requested_by, source=via, why="superseded by a new one"
         )
+    # A person asking for a rollback is responding (a watch or an alert is not); after the
+    # requests, as the lock order is incident, requests, timeline.
+    incidents.note_response(session, incident=incident, actor=requested_by, source=via)
     incident.from_version = plan.from_version
     incident.to_version = plan.to_version
     session.add(incident)

@@ -275,18 +275,29 @@ def approval_gap(session: Session, *, request_id: int, plan_hash: str) -> str | 
 def expire_due(session: Session, *, now: datetime | None = None) -> list[int]:
     """Mark pending requests past their expiry as expired; the ids that expired.
 
-    Rows are locked as a click locks them; one being decided right now is left for the next
-    pass, so an approval granted in time is never overwritten.
+    Locks are taken as a click and a proposal take them, the incident first and then the
+    request (one order, no deadlock); a request whose incident or row is held right now (being
+    decided) is left for the next pass, so an approval granted in time is never overwritten.
     """
     now = now or utcnow()
-    due = session.exec(
-        select(ApprovalRequest)
+    candidates = session.exec(
+        select(ApprovalRequest.id, ApprovalRequest.incident_id)
         .where(ApprovalRequest.status == ApprovalStatus.PENDING)
         .where(col(ApprovalRequest.expires_at) <= now)
-        .with_for_update(skip_locked=True)
+        .order_by(col(ApprovalRequest.id))
     ).all()
     expired: list[int] = []
-    for request in due:
+    for request_id, incident_id in candidates:
+        if incident_id is not None and incidents.try_lock(session, incident_id=incident_id) is None:
+            continue  # a click or a proposal holds the incident: next pass
+        request = session.exec(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
+        if request is None or request.status != ApprovalStatus.PENDING:
+            continue  # being decided, or decided since the list was read
         assert request.id is not None
         _finish(session, request=request, status=ApprovalStatus.EXPIRED, at=now)
         record_event(

@@ -53,16 +53,26 @@ def lock(session: Session, *, incident_id: int) -> Incident:
     requests' rows, then the timeline: one order, so PostgreSQL never deadlocks them. (SQLite
     serialises writers anyway.)
     """
-    session.flush()
-    incident = session.exec(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    incident = _locked(session, incident_id, skip_locked=False)
     if incident is None:
         raise NotFoundError(f"incident {incident_id} does not exist")
     return incident
+
+
+def try_lock(session: Session, *, incident_id: int) -> Incident | None:
+    """:func:`lock` for background jobs: None at once when another transaction holds it (or
+    the incident is gone), so the job leaves it for its next pass instead of waiting."""
+    return _locked(session, incident_id, skip_locked=True)
+
+
+def _locked(session: Session, incident_id: int, *, skip_locked: bool) -> Incident | None:
+    session.flush()
+    return session.exec(
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def open_for_model(session: Session, *, model: str) -> Incident | None:

@@ -119,13 +119,9 @@ def act_on_degraded(
         degraded_at=degraded_since(decision, target),
         details={"candidate_version": target.candidate_version},
     )
-    incidents.mark_time(
-        session, incident=incident, key="degraded_at", at=degraded_since(decision, target)
-    )
-    incidents.mark_time(session, incident=incident, key="detected_at", at=now)
     assert incident.id is not None
-    record_decision(session, target=target, details=details, incident_id=incident.id)
-    # Degraded in production: never a safe version to roll back to.
+    # Degraded in production: never a safe version to roll back to. Its deployment rows are
+    # written before the timeline, in the order the runbook engine writes them.
     mark_incident(
         session,
         model=target.model,
@@ -133,6 +129,11 @@ def act_on_degraded(
         incident_id=incident.id,
         actor=ACTOR,
     )
+    incidents.mark_time(
+        session, incident=incident, key="degraded_at", at=degraded_since(decision, target)
+    )
+    incidents.mark_time(session, incident=incident, key="detected_at", at=now)
+    record_decision(session, target=target, details=details, incident_id=incident.id)
     try:
         request_id, reason = _propose(
             session, target=target, incident=incident, details=details, proposer=proposer

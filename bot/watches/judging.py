@@ -52,7 +52,10 @@ def judge(
     """Judge one model at ``now`` and take the verdict into its watch state."""
     if samples is None:
         # No earlier version to compare with: say so rather than guess.
-        note = f"no earlier version of {target.model} to compare {target.candidate_version} with"
+        note = (
+            f"no earlier version of {target.model} without an incident to compare "
+            f"{target.candidate_version} with"
+        )
         decision = Decision(DetectionState.INCONCLUSIVE, now, note=note)
         mode, through = "none", now
     else:

@@ -322,3 +322,47 @@ def test_a_runbook_naming_an_unknown_policy_proposes_nothing(engine: Engine) -> 
         propose(session, config=TWO_POLICIES, runbooks={"immediate-rollback": runbook})
 
     assert requests(engine) == []
+
+
+def test_the_expiry_job_and_a_persons_proposal_at_once_queue_rather_than_deadlock(
+    engine: Engine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers; the lock order matters for row locks")
+    with session_scope(engine) as session:
+        propose(session, requested_by="rollbot", via="watch")
+    expiring, proceed = threading.Event(), threading.Event()
+    finish = approvals._finish
+
+    def slow_finish(session: Session, **kwargs: Any) -> None:
+        finish(session, **kwargs)
+        session.flush()  # the expiry holds what it locked while the person proposes
+        expiring.set()
+        proceed.wait(10)
+
+    monkeypatch.setattr(approvals, "_finish", slow_finish)
+    failures: list[BaseException] = []
+
+    def run(work: Any) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                with session_scope(engine) as session:
+                    work(session)
+            except BaseException as exc:  # a deadlock victim, say
+                failures.append(exc)
+
+        thread = threading.Thread(target=guarded)
+        thread.start()
+        return thread
+
+    expiry = run(lambda s: approvals.expire_due(s, now=utcnow() + timedelta(days=30)))
+    assert expiring.wait(10)
+    monkeypatch.setattr(approvals, "_finish", finish)
+    person = run(lambda s: propose(s, requested_by="UBOB"))
+    time.sleep(1)  # the person's transaction reaches what the expiry holds
+    proceed.set()
+    expiry.join(30)
+    person.join(30)
+
+    assert failures == []
+    assert sorted(status for _, status in requests(engine)) == ["expired", "pending"]

@@ -286,7 +286,7 @@ def test_versions_labelled_otherwise_than_the_registry_are_named_in_the_verdict(
         "watch's version_label"
     )
     assert by_model["newcomer"].explanation == (
-        "no earlier version of newcomer to compare 7 with → inconclusive"
+        "no earlier version of newcomer without an incident to compare 7 with → inconclusive"
     )
 
 
