@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from bot.approvals.policy import PolicySnapshot
+from bot.approvals.service import approvers
 from bot.config.durations import format_duration
 from bot.config.models import RollbotConfig
 from bot.store.models import (
-    ApprovalDecision,
     ApprovalRequest,
     ApprovalStatus,
     Incident,
@@ -80,7 +80,7 @@ def _approvals_waiting(session: Session, now: datetime) -> list[_Due]:
         if request.id in sent or request.incident_id is None:
             continue
         policy = PolicySnapshot.from_dict(request.policy)
-        given = len(_approvers(session, request))
+        given = len(approvers(session, request=request))
         text = (
             f"⏰ The rollback of {request.model} {request.from_version} → {request.to_version} "
             f"(request #{request.id}) has {given} of {policy.approvals} approval(s) and "
@@ -134,13 +134,3 @@ def _sent(session: Session, kind: str, incident_ids: Iterable[int | None], key: 
         .where(col(TimelineEvent.incident_id).in_(ids))
     ).all()
     return {details.get(key) for details in events}
-
-
-def _approvers(session: Session, request: ApprovalRequest) -> set[str]:
-    decisions = session.exec(
-        select(ApprovalDecision)
-        .where(ApprovalDecision.request_id == request.id)
-        .where(ApprovalDecision.decision == "approve")
-        .where(ApprovalDecision.plan_hash == request.plan_hash)
-    ).all()
-    return {d.approver for d in decisions}

@@ -157,7 +157,7 @@ def cancel(
     session: Session, *, request: ApprovalRequest, actor: str | None, source: str, why: str
 ) -> None:
     """Withdraw a pending request (superseded by a new proposal, for example)."""
-    _finish(session, request=request, status=ApprovalStatus.CANCELLED, at=utcnow())
+    finish(session, request=request, status=ApprovalStatus.CANCELLED, at=utcnow())
     record_event(
         session,
         incident_id=request.incident_id,
@@ -224,9 +224,9 @@ def decide(
         details={"request_id": request.id, "plan_hash": request.plan_hash},
         occurred_at=now,
     )
-    approvers = [d.approver for d in decisions(session, request_id=request.id)]
-    if not quorum_met(approvers, policy):
-        left = policy.approvals - len(set(approvers))
+    given = approvers(session, request=request)
+    if not quorum_met(given, policy):
+        left = policy.approvals - len(given)
         return ClickOutcome(
             request.id, True, request.status, f"Approval recorded; {left} more needed."
         )
@@ -259,59 +259,22 @@ def approval_gap(session: Session, *, request_id: int, plan_hash: str) -> str | 
     if request.plan_hash != plan_hash:
         return f"approval request #{request_id} was given for a different plan"
     policy = PolicySnapshot.from_dict(request.policy)
-    approvers = {
-        d.approver
-        for d in decisions(session, request_id=request_id)
-        if d.decision == "approve" and d.plan_hash == plan_hash
-    }
-    if not quorum_met(approvers, policy):
+    given = approvers(session, request=request)
+    if not quorum_met(given, policy):
         return (
-            f"approval request #{request_id} has {len(approvers)} of the {policy.approvals} "
+            f"approval request #{request_id} has {len(given)} of the {policy.approvals} "
             "approvals its policy demands"
         )
     return None
 
 
-def expire_due(session: Session, *, now: datetime | None = None) -> list[int]:
-    """Mark pending requests past their expiry as expired; the ids that expired.
-
-    Locks are taken as a click and a proposal take them, the incident first and then the
-    request (one order, no deadlock); a request whose incident or row is held right now (being
-    decided) is left for the next pass, so an approval granted in time is never overwritten.
-    """
-    now = now or utcnow()
-    candidates = session.exec(
-        select(ApprovalRequest.id, ApprovalRequest.incident_id)
-        .where(ApprovalRequest.status == ApprovalStatus.PENDING)
-        .where(col(ApprovalRequest.expires_at) <= now)
-        .order_by(col(ApprovalRequest.id))
-    ).all()
-    expired: list[int] = []
-    for request_id, incident_id in candidates:
-        if incident_id is not None and incidents.try_lock(session, incident_id=incident_id) is None:
-            continue  # a click or a proposal holds the incident: next pass
-        request = session.exec(
-            select(ApprovalRequest)
-            .where(ApprovalRequest.id == request_id)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        ).first()
-        if request is None or request.status != ApprovalStatus.PENDING:
-            continue  # being decided, or decided since the list was read
-        assert request.id is not None
-        _finish(session, request=request, status=ApprovalStatus.EXPIRED, at=now)
-        record_event(
-            session,
-            incident_id=request.incident_id,
-            kind="approval.expired",
-            source="worker",
-            actor="rollbot",
-            summary=f"Rollback request #{request.id} for {request.model} expired unapproved",
-            details={"request_id": request.id},
-            occurred_at=now,
-        )
-        expired.append(request.id)
-    return expired
+def approvers(session: Session, *, request: ApprovalRequest) -> set[str]:
+    """Who approved the request's plan (distinct people; a reject counts for nothing)."""
+    return {
+        d.approver
+        for d in decisions(session, request_id=request.id or 0)
+        if d.decision == "approve" and d.plan_hash == request.plan_hash
+    }
 
 
 def _record_decision(
@@ -349,7 +312,7 @@ def _reject(
     if not _record_decision(session, request=request, user=user, decision="reject", now=now):
         return ClickOutcome(request.id, False, request.status, "You already decided on this.")
     _acknowledge(session, request=request, user=user, source=source, now=now)
-    _finish(session, request=request, status=ApprovalStatus.REJECTED, at=now)
+    finish(session, request=request, status=ApprovalStatus.REJECTED, at=now)
     record_event(
         session,
         incident_id=request.incident_id,
@@ -372,7 +335,7 @@ def _grant(
     now: datetime,
     start_run: RunStarter,
 ) -> int | None:
-    _finish(session, request=request, status=ApprovalStatus.APPROVED, at=now)
+    finish(session, request=request, status=ApprovalStatus.APPROVED, at=now)
     record_event(
         session,
         incident_id=request.incident_id,
@@ -397,7 +360,8 @@ def _grant(
     return int(run_id) if run_id is not None else None
 
 
-def _finish(session: Session, *, request: ApprovalRequest, status: str, at: datetime) -> None:
+def finish(session: Session, *, request: ApprovalRequest, status: str, at: datetime) -> None:
+    """Close the request in ``status`` (not its event: each caller records its own)."""
     request.status = status
     request.decided_at = at
     session.add(request)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.approvals import service as approvals
+from bot.approvals.expiry import expire_due
 from bot.config import parse_config
 from bot.errors import ConfigError, ConflictError
 from bot.incidents import service as incidents
@@ -332,7 +333,7 @@ def test_the_expiry_job_and_a_persons_proposal_at_once_queue_rather_than_deadloc
     with session_scope(engine) as session:
         propose(session, requested_by="rollbot", via="watch")
     expiring, proceed = threading.Event(), threading.Event()
-    finish = approvals._finish
+    finish = approvals.finish
 
     def slow_finish(session: Session, **kwargs: Any) -> None:
         finish(session, **kwargs)
@@ -340,7 +341,7 @@ def test_the_expiry_job_and_a_persons_proposal_at_once_queue_rather_than_deadloc
         expiring.set()
         proceed.wait(10)
 
-    monkeypatch.setattr(approvals, "_finish", slow_finish)
+    monkeypatch.setattr(approvals, "finish", slow_finish)
     failures: list[BaseException] = []
 
     def run(work: Any) -> threading.Thread:
@@ -355,9 +356,9 @@ def test_the_expiry_job_and_a_persons_proposal_at_once_queue_rather_than_deadloc
         thread.start()
         return thread
 
-    expiry = run(lambda s: approvals.expire_due(s, now=utcnow() + timedelta(days=30)))
+    expiry = run(lambda s: expire_due(s, now=utcnow() + timedelta(days=30)))
     assert expiring.wait(10)
-    monkeypatch.setattr(approvals, "_finish", finish)
+    monkeypatch.setattr(approvals, "finish", finish)
     person = run(lambda s: propose(s, requested_by="UBOB"))
     time.sleep(1)  # the person's transaction reaches what the expiry holds
     proceed.set()

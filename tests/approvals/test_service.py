@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.approvals import service
+from bot.approvals import expiry, service
 from bot.approvals.expiry import expire_requests, post_unposted
 from bot.approvals.policy import PolicySnapshot, is_approver
 from bot.config.models import ApprovalPolicy
@@ -182,7 +182,7 @@ def test_expiry_leaves_alone_a_request_being_approved_in_time(engine: Engine, ba
 
     # The expiry job runs at the deadline while the click's transaction is still open.
     with session_scope(engine) as session:
-        expired = service.expire_due(session, now=deadline + timedelta(seconds=0.1))
+        expired = expiry.expire_due(session, now=deadline + timedelta(seconds=0.1))
     click.commit()
     click.close()
 
