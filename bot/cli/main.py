@@ -21,7 +21,7 @@ from bot.cli import postmortem as postmortem_command
 from bot.cli import replay as replay_command
 from bot.cli import runbooks as runbooks_command
 from bot.cli.context import import_demo_histories, load_runtime
-from bot.errors import RollbotError
+from bot.errors import ConfigError, RollbotError
 from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,10 @@ def worker(
     runtime = load_runtime()
     import_demo_histories(runtime)
     if metrics_port is not None:
-        start_http_server(metrics_port)
+        try:
+            start_http_server(metrics_port)
+        except OSError as exc:
+            raise ConfigError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
     process = Worker(runtime.engine, periodic_jobs(runtime))
     process.install_signal_handlers()
     process.run()

@@ -116,3 +116,18 @@ def test_a_bad_environment_value_is_one_line_naming_the_variable(tmp_path: Path)
         assert result.returncode == 1
         [line] = result.stderr.strip().splitlines()
         assert line.startswith(message)
+
+
+def test_a_metrics_port_in_use_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_rollbot(["worker", "--metrics-port", str(port)], _env(tmp_path))
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"rollbot: --metrics-port {port}: Address already in use"
+    ]
