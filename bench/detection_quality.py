@@ -3,7 +3,7 @@
 Usage:
     python bench/detection_quality.py [--scenarios DIR | --no-shared] [--generated REPEATS]
         [--seed SEED] [--baseline-hours HOURS] [--step-factor N] [--interval SECONDS]
-        [--per-scenario]
+        [--per-scenario] [--by-shift]
 
 Prints one Markdown table per scenario set: false rollbacks, premature proposals, misses and
 the median / p90 delay of the detected ones. Rollbot is evaluated at ``--interval`` (the live
@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import re
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -179,38 +180,113 @@ def _run_one(job: tuple[str, Scenario, float]) -> tuple[str, str, float | None, 
     return name, scenario.name, scenario.degraded_from, DETECTORS[name](scenario, interval)
 
 
-def score(scenarios: Sequence[Scenario], interval: float, workers: int) -> list[str]:
-    """Markdown table rows, one per detector."""
+Outcome = tuple[str, str, float | None, float | None]
+
+
+def run_all(scenarios: Sequence[Scenario], interval: float, workers: int) -> list[Outcome]:
+    """(detector, scenario, truth, proposed at) for every detector on every scenario."""
     jobs = [(name, scenario, interval) for name in DETECTORS for scenario in scenarios]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(_run_one, jobs, chunksize=4))
-    healthy = sum(s.degraded_from is None for s in scenarios)
-    degraded = len(scenarios) - healthy
+        return list(pool.map(_run_one, jobs, chunksize=4))
+
+
+@dataclass
+class _Tally:
+    """False rollbacks, premature proposals, misses and delays of one detector on a set."""
+
+    healthy: int = 0
+    degraded: int = 0
+    false: int = 0
+    premature: int = 0
+    misses: int = 0
+    delays: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, truth: float | None, proposed: float | None) -> None:
+        if truth is None:
+            self.healthy += 1
+            self.false += proposed is not None
+            return
+        self.degraded += 1
+        if proposed is None:
+            self.misses += 1
+        elif proposed < truth:
+            self.premature += 1
+        else:
+            self.delays.append(proposed - truth)
+
+    def median(self) -> str:
+        return f"{statistics.median(self.delays):.0f} s" if self.delays else "—"
+
+    def p90(self) -> str:
+        delays = sorted(self.delays)
+        return f"{delays[min(len(delays) - 1, int(0.9 * len(delays)))]:.0f} s" if delays else "—"
+
+
+def score(outcomes: Sequence[Outcome]) -> list[str]:
+    """Markdown table rows, one per detector."""
+    tallies = {name: _Tally() for name in DETECTORS}
+    for detector, _scenario, truth, proposed in outcomes:
+        tallies[detector].add(truth, proposed)
     rows = [
         "| detector | false rollbacks | premature | misses | median delay | p90 delay |",
         "|---|---|---|---|---|---|",
     ]
-    for name in DETECTORS:
-        false = premature = misses = 0
-        delays: list[float] = []
-        for detector, _scenario, truth, proposed in outcomes:
-            if detector != name:
-                continue
-            if truth is None:
-                false += proposed is not None
-            elif proposed is None:
-                misses += 1
-            elif proposed < truth:
-                premature += 1
-            else:
-                delays.append(proposed - truth)
-        delays.sort()
-        median = f"{statistics.median(delays):.0f} s" if delays else "—"
-        p90 = f"{delays[min(len(delays) - 1, int(0.9 * len(delays)))]:.0f} s" if delays else "—"
+    for name, t in tallies.items():
         rows.append(
-            f"| {name} | {false}/{healthy} | {premature}/{degraded} | {misses}/{degraded} "
-            f"| {median} | {p90} |"
+            f"| {name} | {t.false}/{t.healthy} | {t.premature}/{t.degraded} "
+            f"| {t.misses}/{t.degraded} | {t.median()} | {t.p90()} |"
         )
+    return rows
+
+
+def shift_of(scenario_name: str) -> str:
+    """A degraded scenario's kind and strength, without its traffic: `step-m4.0-r5` → `step ×4`."""
+    kind, _, rest = scenario_name.partition("-")
+    if kind == "step" and (found := re.match(r"m([0-9.]+)", rest)):
+        later = " later" if "after" in rest else ""
+        return f"step ×{float(found.group(1)):g}{later}"
+    if kind == "latency" and (found := re.match(r"x([0-9.]+)", rest)):
+        return f"latency ×{float(found.group(1)):g}"
+    if kind == "ramp" and (found := re.match(r"to([0-9.]+)-(\w+?)-", rest)):
+        return f"ramp to ×{float(found.group(1)):g} over {found.group(2)}"
+    return kind
+
+
+def traffic_of(scenario_name: str) -> float | None:
+    """The requests per second a scenario's name gives (`-r5`), if any."""
+    found = re.search(r"-r([0-9.]+)(?:-|$)", scenario_name)
+    return float(found.group(1)) if found else None
+
+
+def by_shift(outcomes: Sequence[Outcome]) -> list[str]:
+    """Markdown rows of Rollbot's median delay on degraded scenarios, per shift and traffic.
+
+    A cell is the median delay of that shift at that traffic, with its misses and premature
+    proposals when there are any.
+    """
+    tallies: dict[tuple[str, float | None], _Tally] = {}
+    for detector, scenario, truth, proposed in outcomes:
+        if detector == "Rollbot detector" and truth is not None:
+            key = (shift_of(scenario), traffic_of(scenario))
+            tallies.setdefault(key, _Tally()).add(truth, proposed)
+    shifts = sorted({shift for shift, _ in tallies})
+    rates = sorted({rate for _, rate in tallies if rate is not None})
+
+    def cell(tally: _Tally | None) -> str:
+        if tally is None:
+            return ""
+        faults = [f"{tally.misses} missed" if tally.misses else ""]
+        faults.append(f"{tally.premature} premature" if tally.premature else "")
+        shown = ", ".join(fault for fault in faults if fault)
+        return f"{tally.median()} ({shown})" if shown else tally.median()
+
+    rows = [
+        "| shift | " + " | ".join(f"{rate:g} rps" for rate in rates) + " |",
+        "|---|" + "---|" * len(rates),
+    ]
+    for shift in shifts:
+        cells = [cell(tallies.get((shift, rate))) for rate in rates]
+        rows.append(f"| {shift} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -306,6 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also print Rollbot's replay of each shared scenario",
     )
+    parser.add_argument(
+        "--by-shift",
+        action="store_true",
+        help="also print Rollbot's delays per kind and strength of degradation",
+    )
     args = parser.parse_args(argv)
     factor = args.step_factor
     shared = [] if args.no_shared else sorted(args.scenarios.glob("*.json"))
@@ -318,7 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         coarser = f", judged at {factor}× their step" if factor != 1 else ""
         print(f"### Shared scenarios ({len(scenarios)} files in {args.scenarios.name}/{coarser})\n")
-        print("\n".join(score(scenarios, args.interval, args.workers)))
+        outcomes = run_all(scenarios, args.interval, args.workers)
+        print("\n".join(score(outcomes)))
+        if args.by_shift:
+            print(f"\n### Rollbot on the degraded files in {args.scenarios.name}/, by shift\n")
+            print("\n".join(by_shift(outcomes)))
         if args.per_scenario:
             print(f"\n### Rollbot's replay of each file in {args.scenarios.name}/\n")
             print("\n".join(per_scenario(scenarios, args.workers)))
@@ -327,7 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         history = f", {args.baseline_hours:g} h of baseline" if args.baseline_hours != 1 else ""
         history += f", judged at {factor}× their step" if factor != 1 else ""
         print(f"\n### Generated scenarios ({len(scenarios)}, seed {args.seed}{history})\n")
-        print("\n".join(score(scenarios, args.interval, args.workers)))
+        outcomes = run_all(scenarios, args.interval, args.workers)
+        print("\n".join(score(outcomes)))
+        if args.by_shift:
+            print("\n### Rollbot on the generated degraded scenarios, by shift\n")
+            print("\n".join(by_shift(outcomes)))
     return 0
 
 
