@@ -20,7 +20,7 @@ _MAX_CORRELATION = 0.2
 
 @dataclass
 class StepCounts:
-    """Per-step counts with missing data as zero exposure."""
+    """Per-step counts; a step without a sample, traffic or a valid count has zero exposure."""
 
     events: list[float]
     exposure: list[float]
@@ -34,7 +34,14 @@ class StepCounts:
         for index in range(steps):
             numerator = numerators[index] if index < len(numerators) else None
             denominator = denominators[index] if index < len(denominators) else None
-            has_data = numerator is not None and denominator is not None and denominator > 0
+            # A negative count (a numerator such as `increase(a) - increase(b)` dipping below
+            # zero) is no count at all: the step is missing data, as a scrape gap is.
+            has_data = (
+                numerator is not None
+                and denominator is not None
+                and denominator > 0
+                and numerator >= 0
+            )
             events.append(float(numerator) if has_data and numerator is not None else 0.0)
             exposure.append(float(denominator) if has_data and denominator is not None else 0.0)
             present.append(has_data)

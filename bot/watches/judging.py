@@ -7,6 +7,7 @@ touches neither the database nor the network, a large cycle runs it in worker pr
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import os
 from collections import deque
@@ -20,6 +21,8 @@ from bot.detection.evidence import Decision, DetectionState
 from bot.detection.watch_state import WatchPolicy, WatchState, WatchStep
 from bot.watches.reader import WatchSamples
 from bot.watches.targets import WatchTarget
+
+log = logging.getLogger(__name__)
 
 # Below this many models in a chunk, shipping it to a worker process costs more than it saves.
 PARALLEL_MIN_MODELS = 50
@@ -107,7 +110,25 @@ def remembered(stored: dict[str, Any], target: WatchTarget) -> WatchState:
 
 def judge_all(work: Sequence[Work], now: float) -> list[Judgement]:
     """Judge a chunk in this process (also the body a worker process runs)."""
-    return [judge(target, samples, state, now=now) for target, samples, state in work]
+    return [_judge_alone(target, samples, state, now=now) for target, samples, state in work]
+
+
+def _judge_alone(
+    target: WatchTarget, samples: WatchSamples | None, state: WatchState, *, now: float
+) -> Judgement:
+    """One model's verdict; samples the detector cannot judge cost that model alone.
+
+    Such a model is inconclusive with the reason, and its watch state is kept as it was.
+    """
+    try:
+        return judge(target, samples, state, now=now)
+    except Exception as exc:  # a defect or data no test foresaw: never blind the other models
+        log.exception("judging %s at %s failed", target.model, now)
+        through = samples.now if samples is not None else now
+        note = f"the detector could not judge these samples ({type(exc).__name__}: {exc})"
+        decision = Decision(DetectionState.INCONCLUSIVE, through, note=note)
+        step = WatchStep(state=state, propose=False, reason=note)
+        return Judgement(target, decision, "none", step, through)
 
 
 def judge_chunks(chunks: Iterable[Sequence[Work]], *, now: float) -> Iterator[Judgement]:

@@ -183,6 +183,28 @@ def test_zero_traffic_is_inconclusive_not_degraded() -> None:
     assert decision.state == DetectionState.INCONCLUSIVE
 
 
+def test_a_negative_count_is_missing_data_not_a_count() -> None:
+    # A numerator such as `increase(a) - increase(b)` can dip below zero; such a step says
+    # nothing, exactly as a scrape gap says nothing.
+    rng = random.Random(8)
+    baseline, candidate = _baseline(rng), _candidate(rng, 80, [0.04] * 80)
+    errors, requests = list(candidate.column("errors")), list(candidate.column("requests"))
+    errors[70] = -5.0
+    glitched = _series(DEPLOY_AT, {"requests": requests, "errors": errors})
+    gap = _series(
+        DEPLOY_AT,
+        {
+            "requests": [*requests[:70], None, *requests[71:]],
+            "errors": [*errors[:70], None, *errors[71:]],
+        },
+    )
+
+    judged, expected = _judge(baseline, glitched, minutes=20), _judge(baseline, gap, minutes=20)
+
+    assert judged.state == expected.state == DetectionState.DEGRADED
+    assert judged.explain() == expected.explain()
+
+
 def test_very_low_traffic_reports_inconclusive_with_numbers() -> None:
     rng = random.Random(7)
     baseline = _baseline(rng, per_step=2.0, rate=0.01)

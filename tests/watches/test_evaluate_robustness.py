@@ -207,3 +207,34 @@ def test_no_proposal_while_the_models_rollback_runs(engine: Engine) -> None:
     assert evaluation.detection.no_proposal_reason is not None
     assert "already has an active rollback: run #" in evaluation.detection.no_proposal_reason
     assert "proposal_created" not in notifier.kinds()
+
+
+def test_samples_the_detector_cannot_judge_cost_only_their_model(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.watches.judging as judging
+
+    config = parse_config(watching(["fraud", "glitchy"]))
+    for model in ("fraud", "glitchy"):
+        deploy(engine, model, AGES["new"])
+    source = FakePrometheus(
+        [*servings("fraud", AGES["new"], 0.08), *servings("glitchy", AGES["new"], 0.01)]
+    )
+    real_judge = judging.judge
+
+    def judge(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if target.model == "glitchy":
+            raise ValueError("math domain error")
+        return real_judge(target, *args, **kwargs)
+
+    monkeypatch.setattr(judging, "judge", judge)
+
+    evaluations = {e.model: e for e in run(engine, config, source)}
+
+    assert evaluations["fraud"].state == "degraded"
+    assert evaluations["glitchy"].state == "inconclusive"
+    assert "the detector could not judge these samples (ValueError: math domain error)" in (
+        evaluations["glitchy"].explanation
+    )
+    [incident] = rows(engine, Incident)
+    assert incident.model == "fraud" and len(rows(engine, ApprovalRequest)) == 1
