@@ -1,7 +1,11 @@
 """Prometheus (or any PromQL-compatible store) over ``prometheus-api-client``.
 
 Failures are mapped onto :mod:`integrations.errors` at this boundary: timeouts and refused
-connections are retryable, a rejected query (HTTP 400/422) is not.
+connections are retryable, a rejected query (HTTP 400/422) is not. An answer that carries a
+warning about its data (a Thanos or Mimir partial response, a failed remote read) is
+unavailable too: a series missing from it would read as zero errors, which could look like
+a degradation. PromQL's own annotations about a query ("PromQL warning: …") are not about
+missing data and are ignored.
 """
 
 from __future__ import annotations
@@ -35,8 +39,13 @@ class PrometheusSource:
     """A :class:`~integrations.metrics.base.MetricsSource` backed by the Prometheus HTTP API."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        session = requests.Session()
+        # The client returns only the result; its warnings are read as the answer arrives.
+        session.hooks["response"].append(_refuse_partial_answers)
         # Retries belong to the runbook engine and the watch, not to each HTTP call.
-        self._client = PrometheusConnect(url=url, retry=Retry(total=0), timeout=timeout)
+        self._client = PrometheusConnect(
+            url=url, retry=Retry(total=0), timeout=timeout, session=session
+        )
         self._server = urlsplit(url).netloc.rpartition("@")[2] or url
 
     def __repr__(self) -> str:
@@ -68,6 +77,8 @@ class PrometheusSource:
         )
         try:
             yield
+        except _PartialAnswer as exc:
+            raise IntegrationUnavailable(f"incomplete answer: {exc}", **where) from exc
         except requests.Timeout as exc:
             raise IntegrationTimeout("timed out", **where) from exc
         except requests.RequestException as exc:
@@ -76,6 +87,23 @@ class PrometheusSource:
             raise _status_error(str(exc), where) from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRequest(f"malformed response: {exc}", **where) from exc
+
+
+class _PartialAnswer(Exception):
+    """An answer whose warnings say data may be missing from it."""
+
+
+def _refuse_partial_answers(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Raise for a successful answer with warnings other than PromQL's annotations."""
+    if response.status_code != 200 or b'"warnings"' not in response.content:
+        return
+    try:
+        warnings = response.json().get("warnings") or []
+    except ValueError:
+        return  # the client reports the malformed body
+    about_data = [str(w) for w in warnings if not str(w).startswith("PromQL")]
+    if about_data:
+        raise _PartialAnswer(_short("; ".join(about_data)))
 
 
 def _status_error(message: str, where: Where) -> Exception:

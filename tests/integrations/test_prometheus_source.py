@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from integrations.errors import InvalidRequest
+from integrations.errors import IntegrationUnavailable, InvalidRequest
 from integrations.metrics.prometheus import PrometheusSource
 
 START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC)
@@ -85,3 +85,33 @@ def test_a_malformed_response_is_an_invalid_request_naming_the_query(
 
     assert str(refused.value).startswith("prometheus query_range sum(up) on 127.0.0.1:")
     assert "malformed response" in str(refused.value) and reason in str(refused.value)
+
+
+def test_an_answer_warning_of_missing_data_is_unavailable_not_read(
+    answering: tuple[PrometheusSource, list[dict[str, Any]]],
+) -> None:
+    # A Thanos or Mimir partial response: the series it lacks would read as zero errors.
+    source, bodies = answering
+    body = _matrix([{"metric": {"model": "fraud"}, "values": [[1767225600, "2.5"]]}])
+    bodies.append({**body, "warnings": ["partial response: store 10.0.0.7:10901 unavailable"]})
+
+    with pytest.raises(IntegrationUnavailable) as raised:
+        source.query_range("errors", start=START, end=END, step_seconds=60)
+
+    assert "incomplete answer: partial response: store 10.0.0.7:10901 unavailable" in str(
+        raised.value
+    )
+    assert "errors on 127.0.0.1" in str(raised.value)
+
+
+def test_promql_annotations_about_the_query_do_not_discard_the_answer(
+    answering: tuple[PrometheusSource, list[dict[str, Any]]],
+) -> None:
+    source, bodies = answering
+    body = _matrix([{"metric": {"model": "fraud"}, "values": [[1767225600, "0.4"]]}])
+    warning = "PromQL warning: input to histogram_quantile needed to be fixed for monotonicity"
+    bodies.append({**body, "warnings": [warning]})
+
+    [series] = source.query_range("latency", start=START, end=END, step_seconds=60)
+
+    assert series.samples == [(1767225600.0, 0.4)]
