@@ -13,6 +13,9 @@ from bot.errors import RollbotError
 _GO_ZERO_YEAR = 1
 # The longest model name the store keeps.
 MAX_MODEL_NAME = 200
+# A longer generatorURL (Prometheus puts the URL-encoded rule expression in it) is dropped:
+# it is only a link, and refusing it would refuse every alert of the group.
+MAX_GENERATOR_URL = 2000
 
 
 class PayloadError(RollbotError):
@@ -37,7 +40,7 @@ class AlertPayload(_Strict):
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: datetime = Field(alias="startsAt")
     ends_at: datetime | None = Field(default=None, alias="endsAt")
-    generator_url: str | None = Field(default=None, alias="generatorURL", max_length=2000)
+    generator_url: str | None = Field(default=None, alias="generatorURL")
     fingerprint: str = Field(min_length=1, max_length=100)
 
     @field_validator("starts_at")
@@ -54,6 +57,11 @@ class AlertPayload(_Strict):
             return None
         return _utc(value)
 
+    @field_validator("generator_url")
+    @classmethod
+    def _linkable(cls, value: str | None) -> str | None:
+        return value if value is not None and len(value) <= MAX_GENERATOR_URL else None
+
     @property
     def alertname(self) -> str:
         """The alert's name label."""
@@ -63,7 +71,10 @@ class AlertPayload(_Strict):
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp needs a timezone (RFC 3339)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {value.isoformat()} is out of range in UTC") from None
 
 
 class AlertmanagerPayload(_Strict):
@@ -86,6 +97,11 @@ def parse_payload(raw: Any, *, model_label: str = "model") -> AlertmanagerPayloa
     """
     if not isinstance(raw, dict):
         raise PayloadError("the body must be a JSON object", field=None)
+    if (where := _unstorable_text(raw, "")) is not None:
+        raise PayloadError(
+            "text holds a NUL character or an unpaired UTF-16 surrogate, which cannot be stored",
+            field=where or None,
+        )
     try:
         payload = AlertmanagerPayload.model_validate(raw)
     except ValidationError as exc:
@@ -99,6 +115,34 @@ def parse_payload(raw: Any, *, model_label: str = "model") -> AlertmanagerPayloa
                 field=f"alerts[{index}].labels.{model_label}",
             )
     return payload
+
+
+def _unstorable_text(value: Any, path: str) -> str | None:
+    """Where the first string (key or value) that no database can store is, if any."""
+    if isinstance(value, str):
+        return path if _unstorable(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _unstorable(str(key)):
+                return inner
+            if (found := _unstorable_text(item, inner)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _unstorable_text(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -17,6 +17,10 @@ from bot.web.access import carries
 
 router = APIRouter()
 
+# The largest notification read. 10,000 alerts with their labels and annotations take about
+# 10 MB; a larger group is better cut by the receiver's ``max_alerts`` than read whole.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
 
 @router.post("/alerts/alertmanager")
 async def alertmanager_webhook(request: Request) -> JSONResponse:
@@ -38,10 +42,18 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
         )
     state = request.app.state
     config = _config(state)
-    try:
-        payload = parse_payload(
-            _json(await request.body()), model_label=config.alertmanager.model_label
+    body = await _body(request)
+    if body is None:
+        return JSONResponse(
+            {
+                "error": f"the notification is larger than {MAX_BODY_BYTES // 2**20} MiB; set "
+                "max_alerts on the webhook receiver to send fewer alerts per notification",
+                "field": None,
+            },
+            status_code=413,
         )
+    try:
+        payload = parse_payload(_json(body), model_label=config.alertmanager.model_label)
     except PayloadError as exc:
         return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)
     result = await run_in_threadpool(
@@ -53,6 +65,20 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
         notifier=getattr(state, "notifier", None),
     )
     return JSONResponse({"status": "ok", **result.counts()})
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``MAX_BODY_BYTES``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(body: bytes) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,21 @@ MALFORMED = [
         lambda b: b["alerts"][3]["labels"].update(model="m" * 201),
         "at most 200 characters, got 201",
     ),
+    (
+        "alerts[3].endsAt",
+        lambda b: b["alerts"][3].update(endsAt="9999-12-31T23:00:00-05:00"),
+        "9999-12-31T23:00:00-05:00 is out of range in UTC",
+    ),
+    (
+        "alerts[3].labels.alertname",
+        lambda b: b["alerts"][3]["labels"].update(alertname="High\ud800Errors"),
+        "unpaired UTF-16 surrogate",
+    ),
+    (
+        "alerts[3].annotations.summary",
+        lambda b: b["alerts"][3]["annotations"].update(summary="errors\x00up"),
+        "NUL character",
+    ),
 ]
 
 
@@ -236,7 +252,12 @@ MALFORMED = [
 def test_a_malformed_payload_is_refused_and_nothing_is_stored(
     client: TestClient, engine: Engine, field: str, mutate: Any, reason: str
 ) -> None:
-    response = post(client, _bad(mutate))
+    # As JSON on the wire: escaped, so even an unpaired surrogate can be sent.
+    response = client.post(
+        "/alerts/alertmanager",
+        content=json.dumps(_bad(mutate)),
+        headers={"content-type": "application/json"},
+    )
 
     assert response.status_code == 400
     assert response.json()["field"] == field and reason in response.json()["error"]
@@ -438,3 +459,34 @@ def test_a_proposal_from_an_alert_labelled_with_a_metrics_name_carries_that_aler
     [request] = rows(engine, ApprovalRequest)
     assert request.model == "fraud-detector"
     assert [a["fingerprint"] for a in request.evidence["alerts"]] == ["a1"]
+
+
+def test_an_overlong_generator_url_is_dropped_not_the_alerts(
+    client: TestClient, engine: Engine
+) -> None:
+    # Prometheus puts the URL-encoded rule expression in it: long rules make long links.
+    firing = alert("fp1")
+    firing["generatorURL"] = "http://prometheus:9090/graph?g0.expr=" + "x" * 3000
+
+    response = post(client, notification(firing, alert("fp2")))
+
+    assert response.status_code == 200
+    assert {a.fingerprint: a.generator_url for a in rows(engine, Alert)} == {
+        "fp1": None,
+        "fp2": alert("fp2").get("generatorURL"),
+    }
+
+
+def test_a_notification_over_the_size_limit_is_refused_unread(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.web.alerts as alerts
+
+    body = notification(*(alert(f"fp{i}") for i in range(50)))
+    monkeypatch.setattr(alerts, "MAX_BODY_BYTES", 4096)
+
+    response = post(client, body)
+
+    assert response.status_code == 413
+    assert "max_alerts" in response.json()["error"]
+    assert rows(engine, Alert) == [] and rows(engine, Incident) == []
