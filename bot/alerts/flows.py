@@ -8,14 +8,19 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.alerts.intake import SOURCE, IntakeResult, alert_model, ingest
 from bot.alerts.payload import AlertmanagerPayload
 from bot.config.models import RollbotConfig
+from bot.detection.evidence import format_duration
+from bot.detection.watch_state import PROPOSAL_RETRY_SECONDS
 from bot.errors import RollbotError
 from bot.notify import Notifier
+from bot.runs.service import active_run_for_model
 from bot.store.db import session_scope
+from bot.store.models import ApprovalRequest, TimelineEvent
+from bot.store.types import utcnow
 from bot.timeline import record_event
 from bot.watches.flows import Proposer
 from integrations.errors import IntegrationError
@@ -39,7 +44,9 @@ def receive_notification(
     result = _store(engine, payload, config)
     proposals: list[int] = []
     if proposer is not None and config.alertmanager.propose_rollback:
-        for model in sorted(result.newly_firing):
+        for model in sorted(result.firing):
+            if model not in result.newly_firing and not _proposal_due(engine, model, result):
+                continue
             try:
                 request_id = _propose(engine, model, result, config, proposer, payload)
             except Exception:
@@ -72,6 +79,37 @@ def _store(engine: Engine, payload: AlertmanagerPayload, config: RollbotConfig) 
 
 def _is_deadlock(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _proposal_due(engine: Engine, model: str, result: IntakeResult) -> bool:
+    """Whether an alert still firing should try its incident's proposal again.
+
+    It should when the incident has none yet and nothing said why: the process stopped
+    between storing the alerts and proposing (Alertmanager sends the notification again), or
+    the registry or deployer could not be reached and ``PROPOSAL_RETRY_SECONDS`` have passed.
+    A proposal made, decided or refused for good (no safe version, the cooldown) stands.
+    """
+    incident_id = result.incidents.get(model)
+    if incident_id is None:
+        return False
+    with session_scope(engine) as session:
+        if session.exec(
+            select(ApprovalRequest.id).where(ApprovalRequest.incident_id == incident_id)
+        ).first():
+            return False
+        if active_run_for_model(session, model=model) is not None:
+            return False
+        refusal = session.exec(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident_id)
+            .where(TimelineEvent.kind == "detection.no_proposal")
+            .where(TimelineEvent.source == SOURCE)
+            .order_by(col(TimelineEvent.occurred_at).desc())
+        ).first()
+    if refusal is None:
+        return True
+    waited = (utcnow() - refusal.occurred_at).total_seconds() >= PROPOSAL_RETRY_SECONDS
+    return bool(refusal.details.get("retry")) and waited
 
 
 def _propose(
@@ -126,14 +164,18 @@ def _propose_in(
                 quiet_after=cooldown,
             )
     except (RollbotError, IntegrationError) as exc:
+        # An unreachable registry or deployer is tried again by the alert's next notification.
+        retry = isinstance(exc, IntegrationError)
+        wait = format_duration(PROPOSAL_RETRY_SECONDS)
+        again = f"; trying again at the alert's next notification after {wait}" if retry else ""
         record_event(
             session,
             incident_id=incident_id,
             kind="detection.no_proposal",
             source=SOURCE,
             actor=SOURCE,
-            summary=f"No rollback proposed for {model}: {exc}",
-            details={"reason": str(exc)},
+            summary=f"No rollback proposed for {model}: {exc}{again}",
+            details={"reason": str(exc), "retry": retry},
         )
         return None
     return request.id

@@ -39,12 +39,14 @@ class IntakeResult:
     updated: int = 0
     resolved: int = 0
     without_model: int = 0
-    # Firing copies of alerts already resolved since (a retried or delayed notification).
+    # Late notices of an alert's earlier state (a retried or delayed notification).
     stale: int = 0
     incidents: dict[str, int] = field(default_factory=dict)
     opened: list[int] = field(default_factory=list)
     # Models with an alert that started firing in this batch (candidates for a proposal).
     newly_firing: set[str] = field(default_factory=set)
+    # Models with any alert firing in this batch, new or still firing.
+    firing: set[str] = field(default_factory=set)
 
     def counts(self) -> dict[str, Any]:
         """The summary the webhook answers with."""
@@ -86,7 +88,7 @@ def ingest(
         {a.fingerprint: a for a in payload.alerts}.values(), key=lambda a: a.fingerprint
     )
     result = IntakeResult(received=len(payload.alerts))
-    stale = _resolved_since(session, alerts, now)
+    stale = _old_news(session, alerts, now)
     if stale:
         result.stale = len(stale)
         alerts = [alert for alert in alerts if alert.fingerprint not in stale]
@@ -106,6 +108,8 @@ def ingest(
     changes: list[_Change] = []
     for alert in alerts:
         model, incident_id = models[alert.fingerprint], homes[alert.fingerprint]
+        if model is not None and alert.status == AlertStatus.FIRING:
+            result.firing.add(model)
         row = known.get(alert.fingerprint)
         if row is None:
             change: str | None = _created(alert, model=model, result=result)
@@ -113,6 +117,8 @@ def ingest(
             change = _update(
                 row, alert, model=model, incident_id=incident_id, now=now, result=result
             )
+            # A resolution belongs to the incident the alert fired in, even a resolved one.
+            incident_id = row.incident_id
             result.updated += 1
             session.add(row)
         if change is not None and incident_id is not None and model is not None:
@@ -211,6 +217,8 @@ def _update(
     """Bring a known alert's row up to date; the timeline change it makes, if any."""
     resolved = alert.status == AlertStatus.RESOLVED
     result.resolved += resolved
+    # Still firing after its incident was resolved: news in the incident it opens now.
+    moved = not resolved and incident_id is not None and row.incident_id != incident_id
     before = row.status
     row.status = alert.status
     row.labels, row.annotations = alert.labels, alert.annotations
@@ -220,7 +228,7 @@ def _update(
     row.receive_count += 1
     if incident_id is not None and (row.incident_id is None or not resolved):
         row.incident_id = incident_id
-    if before == alert.status:
+    if before == alert.status and not moved:
         return None
     if not resolved and model:
         result.newly_firing.add(model)
@@ -247,29 +255,46 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return created
 
 
-def _resolved_since(session: Session, alerts: Sequence[AlertPayload], now: datetime) -> set[str]:
-    """Firing alerts whose stored copy resolved after the same start, arriving within
-    ``STALE_WINDOW`` of that resolution: a late or retried notification, not a new firing
-    (which Prometheus gives a new start). Left out, they neither bring the alert back nor
-    reopen an incident. Later, the same start is believed: Prometheus restores an alert's
-    start after a restart, and an alert firing again must never be ignored for good."""
-    firing = {a.fingerprint: a for a in alerts if a.status == AlertStatus.FIRING}
+def _old_news(session: Session, alerts: Sequence[AlertPayload], now: datetime) -> set[str]:
+    """Notices about an alert's earlier state, arriving late (a retry, the other HA peer).
+
+    Left out, they neither bring a resolved alert back, nor reopen an incident, nor resolve
+    an alert firing again:
+
+    - a firing copy of an alert that resolved after the same start, within ``STALE_WINDOW``
+      of that resolution (a new firing has a new start; later, the same start is believed,
+      as Prometheus restores an alert's start after a restart and an alert firing again must
+      never be ignored for good);
+    - a resolution that ended before the stored firing started: it closes an earlier episode.
+    """
+    by_fingerprint = {a.fingerprint: a for a in alerts}
     stale: set[str] = set()
-    names = sorted(firing)
+    names = sorted(by_fingerprint)
     for first in range(0, len(names), _INSERT_CHUNK):
         stored = session.exec(
-            select(Alert.fingerprint, Alert.starts_at, Alert.last_seen)
-            .where(col(Alert.fingerprint).in_(names[first : first + _INSERT_CHUNK]))
-            .where(Alert.status == AlertStatus.RESOLVED)
+            select(Alert.fingerprint, Alert.status, Alert.starts_at, Alert.last_seen).where(
+                col(Alert.fingerprint).in_(names[first : first + _INSERT_CHUNK])
+            )
         ).all()
         stale.update(
             fingerprint
-            for fingerprint, starts_at, resolved_seen in stored
+            for fingerprint, status, starts_at, last_seen in stored
             if starts_at is not None
-            and firing[fingerprint].starts_at <= starts_at
-            and now - resolved_seen <= STALE_WINDOW
+            and _is_old_news(by_fingerprint[fingerprint], status, starts_at, last_seen, now)
         )
     return stale
+
+
+def _is_old_news(
+    alert: AlertPayload, status: str, starts_at: datetime, last_seen: datetime, now: datetime
+) -> bool:
+    if alert.status == AlertStatus.FIRING:
+        return (
+            status == AlertStatus.RESOLVED
+            and alert.starts_at <= starts_at
+            and now - last_seen <= STALE_WINDOW
+        )
+    return status == AlertStatus.FIRING and alert.ends_at is not None and alert.ends_at <= starts_at
 
 
 def _locked(session: Session, fingerprints: list[str]) -> dict[str, Alert]:

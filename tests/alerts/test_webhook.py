@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.alerts.flows import receive_notification
+from bot.alerts.payload import parse_payload
 from bot.config import parse_config
 from bot.config.models import RollbotConfig
 from bot.store.models import Alert, ApprovalRequest, Incident, TimelineEvent
@@ -153,6 +155,69 @@ def test_an_alert_firing_again_with_a_new_start_is_news(client: TestClient, engi
     [stored] = rows(engine, Alert)
     assert stored.status == "firing"
     assert len(events(engine, "alert.firing")) == 2
+
+
+def test_a_late_resolution_of_an_earlier_episode_leaves_the_new_firing_alone(
+    client: TestClient, engine: Engine
+) -> None:
+    post(client, notification(alert("fp1")))
+    post(client, notification(alert("fp1", status="resolved")))  # ended 12:05
+    again = alert("fp1")
+    again["startsAt"] = "2026-01-01T12:30:00Z"
+    post(client, notification(again))
+
+    # The other Alertmanager peer delivers the first episode's resolution late.
+    response = post(client, notification(alert("fp1", status="resolved")))
+
+    assert response.json()["stale"] == 1
+    [stored] = rows(engine, Alert)
+    assert stored.status == "firing" and stored.starts_at.isoformat().startswith("2026-01-01T12:30")
+    assert len(events(engine, "alert.resolved")) == 1
+
+
+def test_an_alert_still_firing_after_its_incident_was_resolved_is_news_in_the_new_one(
+    engine: Engine,
+) -> None:
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, proposer(config)
+    with TestClient(app) as client:
+        post(client, notification(alert("fp1")))
+        _resolve_incidents(engine)  # a person resolved it; the alert kept firing
+        response = post(client, notification(alert("fp1")))  # Alertmanager's repeat
+
+    first, second = rows(engine, Incident)
+    assert response.json()["incidents_opened"] == [second.id]
+    assert [e.incident_id for e in events(engine, "alert.firing")] == [first.id, second.id]
+    assert [r.incident_id for r in rows(engine, ApprovalRequest)] == [first.id]
+    [stored] = rows(engine, Alert)
+    assert stored.incident_id == second.id
+
+
+def test_a_resolution_is_filed_in_the_incident_its_alert_fired_in(
+    client: TestClient, engine: Engine
+) -> None:
+    post(client, notification(alert("fp1")))
+    _resolve_incidents(engine)
+    post(client, notification(alert("fp2")))  # another alert opens the model's next incident
+
+    post(client, notification(alert("fp1", status="resolved")))
+
+    first, second = rows(engine, Incident)
+    [resolution] = events(engine, "alert.resolved")
+    assert resolution.incident_id == first.id
+    assert {a.fingerprint: a.incident_id for a in rows(engine, Alert)} == {
+        "fp1": first.id,
+        "fp2": second.id,
+    }
+
+
+def _resolve_incidents(engine: Engine) -> None:
+    with Session(engine) as session:
+        for incident in session.exec(select(Incident)).all():
+            incident.status = "resolved"
+            session.add(incident)
+        session.commit()
 
 
 def test_alerts_labelled_with_a_watchs_metrics_name_join_its_models_incident(
@@ -376,9 +441,69 @@ def test_a_deployer_outage_still_stores_the_alert_and_announces_the_incident(
     assert len(rows(engine, Alert)) == 1 and rows(engine, ApprovalRequest) == []
     [refusal] = events(engine, "detection.no_proposal")
     assert refusal.summary == (
-        "No rollback proposed for fraud: kserve current_state fraud: connection refused"
+        "No rollback proposed for fraud: kserve current_state fraud: connection refused; "
+        "trying again at the alert's next notification after 5m"
     )
     assert notifier.kinds() == ["incident_opened"]
+
+
+def test_an_alert_still_firing_tries_a_failed_proposal_again_after_five_minutes(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.alerts.flows as flows
+
+    def deployer_down(*args: Any, **kwargs: Any) -> Any:
+        raise IntegrationUnavailable(
+            "connection refused", integration="kserve", operation="current_state", target="fraud"
+        )
+
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, deployer_down
+    app.state.notifier = notifier = RecordingNotifier()
+    with TestClient(app) as client:
+        post(client, notification(alert("fp1")))
+        app.state.rollback_proposer = proposer(config)  # the deployer is back
+        post(client, notification(alert("fp1")))  # too soon: not tried again
+        assert rows(engine, ApprovalRequest) == []
+        later = flows.utcnow() + timedelta(minutes=6)
+        monkeypatch.setattr(flows, "utcnow", lambda: later)
+        post(client, notification(alert("fp1")))  # Alertmanager's next notification
+        post(client, notification(alert("fp1")))  # and one more: the proposal stands
+
+    [request] = rows(engine, ApprovalRequest)
+    assert request.status == "pending" and request.requested_by == "alertmanager"
+    assert len(events(engine, "detection.no_proposal")) == 1
+    assert notifier.kinds() == ["incident_opened", "proposal_created"]
+
+
+def test_a_notification_sent_again_after_a_crash_before_proposing_proposes(
+    engine: Engine,
+) -> None:
+    config = make_config(propose=True)
+    # The process stopped after storing the alerts, before proposing: nothing proposed it.
+    receive_notification(engine, payload=parse_payload(notification(alert("fp1"))), config=config)
+    app = create_app(engine)
+    app.state.config, app.state.rollback_proposer = config, proposer(config)
+    with TestClient(app) as client:
+        response = post(client, notification(alert("fp1")))  # Alertmanager retries
+
+    assert response.json()["new"] == 0
+    [request] = rows(engine, ApprovalRequest)
+    assert request.incident_id == rows(engine, Incident)[0].id
+
+
+def test_a_refusal_for_good_is_not_repeated_at_each_notification(engine: Engine) -> None:
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, proposer(config, safe_version=None)
+    with TestClient(app) as client:
+        for _ in range(3):
+            post(client, notification(alert("fp1")))
+
+    assert rows(engine, ApprovalRequest) == []
+    [refusal] = events(engine, "detection.no_proposal")
+    assert "trying again" not in refusal.summary
 
 
 def test_an_alert_firing_again_after_a_rollback_waits_for_the_cooldown(engine: Engine) -> None:
