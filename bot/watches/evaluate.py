@@ -42,12 +42,15 @@ from bot.watches.judging import Judgement, Work, judge_chunks, remembered
 from bot.watches.ranges import step_end
 from bot.watches.reader import read_chunks
 from bot.watches.recovery import RecoveryOutcome, check_recovery
-from bot.watches.targets import WatchTarget, watch_targets
+from bot.watches.targets import WatchTarget, watch_targets, watched_models
+from bot.watches.troubles import WatchTroubles
 from integrations.errors import IntegrationError
 from integrations.metrics.base import MetricsSource
 
 log = logging.getLogger(__name__)
 
+# How an evaluation whose metrics could not be read explains itself.
+UNAVAILABLE = "metrics unavailable: "
 # A watch is due a little before its interval is up, so a job tick that fires slightly
 # early does not skip a whole interval.
 _DUE_SHARE = 0.9
@@ -93,7 +96,7 @@ def evaluate_watches(
     if unavailable:
         WATCH_VERDICTS.labels("unavailable").inc(len(unavailable))
     return evaluations + [
-        Evaluation(model, DetectionState.INCONCLUSIVE.value, False, f"metrics unavailable: {exc}")
+        Evaluation(model, DetectionState.INCONCLUSIVE.value, False, f"{UNAVAILABLE}{exc}")
         for model, exc in unavailable.items()
     ]
 
@@ -372,12 +375,27 @@ def evaluate_once(
     source: MetricsSource,
     proposer: Proposer,
     notifier: Notifier,
+    troubles: WatchTroubles | None = None,
 ) -> Sequence[Evaluation]:
-    """The worker's job body: a metrics outage is logged and retried next tick, never fatal."""
+    """The worker's job body: a metrics outage is retried next tick, never fatal.
+
+    Unreadable metrics are logged through ``troubles`` when the trouble starts, changes or
+    ends, not at every tick.
+    """
+    troubles = troubles or WatchTroubles()
     try:
-        return evaluate_watches(
+        evaluations = evaluate_watches(
             engine, config=config, source=source, proposer=proposer, notifier=notifier
         )
     except IntegrationError as exc:
-        log.warning("watch evaluation skipped: %s", exc)
+        # Nothing could be read: every watch waits for the next tick.
+        watched = watched_models(config)
+        troubles.observe(watched, {model: str(exc) for model in watched})
         return []
+    unavailable = {
+        e.model: e.explanation.removeprefix(UNAVAILABLE)
+        for e in evaluations
+        if e.explanation.startswith(UNAVAILABLE)
+    }
+    troubles.observe((e.model for e in evaluations), unavailable)
+    return evaluations

@@ -117,25 +117,17 @@ def read_chunks(
 ) -> Iterator[ChunkReading]:
     """Samples chunk by chunk of models, so one answer never holds the whole fleet.
 
-    A chunk whose queries fail is yielded with the error, and the next chunks are still read.
+    A chunk whose queries fail is yielded with the error, and the next chunks are still read;
+    the caller tells people (see :mod:`bot.watches.troubles`).
     """
     for plan in plan_chunks(targets, now=now, models_per_query=models_per_query):
         refused: dict[str, InvalidRequest] = {}
         try:
             samples = _read_chunk(source, plan, refused)
         except IntegrationError as exc:
-            names = [target.model for target in plan.targets]
-            log.warning("metrics of %s unavailable this cycle: %s", _shown(names), exc)
             yield ChunkReading(plan.targets, {}, exc)
             continue
-        for reason in {str(exc) for exc in refused.values()}:
-            names = sorted(model for model, exc in refused.items() if str(exc) == reason)
-            log.warning("metrics of %s refused by Prometheus: %s", _shown(names), reason)
         yield ChunkReading(plan.targets, samples, refused=dict(refused))
-
-
-def _shown(names: Sequence[str]) -> str:
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _read_chunk(

@@ -86,6 +86,7 @@ def watches_job(runtime: Runtime) -> PeriodicJob:
     from bot.proposals import default_tools, propose_with
     from bot.watches.evaluate import evaluate_once
     from bot.watches.targets import watched_models
+    from bot.watches.troubles import WatchTroubles
     from bot.wiring import build_metrics_source
 
     config, settings = runtime.config, runtime.settings
@@ -97,11 +98,17 @@ def watches_job(runtime: Runtime) -> PeriodicJob:
         )
     proposer = functools.partial(propose_with, tools=default_tools(config, settings))
     notifier = runtime_notifier(runtime)
+    troubles = WatchTroubles()
 
     def evaluate() -> None:
         if source is not None and watched:
             evaluate_once(
-                runtime.engine, config=config, source=source, proposer=proposer, notifier=notifier
+                runtime.engine,
+                config=config,
+                source=source,
+                proposer=proposer,
+                notifier=notifier,
+                troubles=troubles,
             )
 
     # Each watch runs once per its own interval; the job looks often enough for the shortest.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -18,6 +20,8 @@ from bot.store.models import (
     TimelineEvent,
     WatchState,
 )
+from bot.watches.evaluate import evaluate_once
+from bot.watches.troubles import WatchTroubles
 from integrations.errors import IntegrationTimeout, IntegrationUnavailable
 from tests.approvals.test_proposals import add_run
 from tests.watches.fakes import FakePrometheus, RecordingNotifier, Serving, proposer
@@ -238,3 +242,43 @@ def test_samples_the_detector_cannot_judge_cost_only_their_model(
     )
     [incident] = rows(engine, Incident)
     assert incident.model == "fraud" and len(rows(engine, ApprovalRequest)) == 1
+
+
+def test_metrics_trouble_is_logged_when_it_starts_and_when_it_ends_not_every_tick(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse_config(CONFIG_TWO)
+    for model, age in AGES.items():
+        deploy(engine, model, age)
+    source = FakePrometheus(
+        [*servings("old", AGES["old"], 0.01), *servings("new", AGES["new"], 0.01)], down=True
+    )
+    troubles = WatchTroubles()
+
+    def tick(seconds: int) -> None:
+        with patch("bot.watches.evaluate.utcnow", return_value=NOW + timedelta(seconds=seconds)):
+            evaluate_once(
+                engine,
+                config=config,
+                source=source,
+                proposer=proposer(config),
+                notifier=RecordingNotifier(),
+                troubles=troubles,
+            )
+
+    with caplog.at_level(logging.INFO, logger="bot.watches.troubles"):
+        for seconds in (0, 60, 120):  # Prometheus is down
+            tick(seconds)
+        source.down, source.failing_models = False, frozenset({"old"})
+        for seconds in (180, 240):  # back, but the old deploy's queries time out
+            tick(seconds)
+        source.failing_models = frozenset()
+        for seconds in (300, 360):
+            tick(seconds)
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "metrics of new, old unavailable: prometheus query x: connection refused",
+        "metrics of old unavailable: prometheus query_range x: timed out",
+        "metrics of new readable again",
+        "metrics of old readable again",
+    ]
