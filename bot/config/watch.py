@@ -7,6 +7,7 @@ watch can be three lines because the well-known metrics carry complete defaults.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -92,9 +93,35 @@ class MetricConfig(_Section):
         for template in self.templates():
             if "$selector" not in template:
                 raise ValueError(f"PromQL {template!r} must contain $selector")
+            if (problem := template_problem(template)) is not None:
+                raise ValueError(f"PromQL {template!r}: {problem}")
         if self.boundary().is_empty():
             raise ValueError("set at least one boundary (max_ratio_to_baseline, max_value, ...)")
+        if (ignored := self._ignored_boundaries()) is not None:
+            raise ValueError(ignored)
         return self
+
+    def _ignored_boundaries(self) -> str | None:
+        """Why a boundary set here could never act, if one could not."""
+        lower = [k for k in ("min_ratio_to_baseline", "min_value") if getattr(self, k) is not None]
+        upper = [k for k in ("max_ratio_to_baseline", "max_value") if getattr(self, k) is not None]
+        if self.kind == MetricKind.RATIO:
+            if lower or self.direction != Direction.HIGHER_IS_WORSE:
+                named = ", ".join(lower) or "direction"
+                return (
+                    f"a ratio metric rolls back when its rate rises: {named} does not apply "
+                    "to it (use max_ratio_to_baseline or max_value)"
+                )
+            return None
+        wrong = lower if self.direction == Direction.HIGHER_IS_WORSE else upper
+        if wrong:
+            right = "max_" if self.direction == Direction.HIGHER_IS_WORSE else "min_"
+            return (
+                f"{', '.join(wrong)} never acts on a gauge whose direction is "
+                f"{self.direction.value}: use {right}ratio_to_baseline or {right}value, "
+                "or set direction"
+            )
+        return None
 
     def templates(self) -> list[str]:
         """The PromQL templates this metric reads."""
@@ -129,6 +156,48 @@ class MetricConfig(_Section):
             label=self.label,
             unit=self.unit,
         )
+
+
+_PLACEHOLDER = re.compile(r"\$(\w+)")
+_PLACEHOLDERS = {"selector", "step"}
+_OPENING = {")": "(", "]": "[", "}": "{"}
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a PromQL template before Prometheus sees it, if anything.
+
+    Catches what would otherwise surface only when the watch runs: an unknown placeholder,
+    brackets that do not pair up, and ``$selector`` outside a metric's label matchers.
+    """
+    unknown = [name for name in _PLACEHOLDER.findall(template) if name not in _PLACEHOLDERS]
+    if unknown:
+        return f"unknown placeholder ${unknown[0]} (templates know $selector and $step)"
+    opened: list[str] = []
+    quote: str | None = None
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if quote is not None:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            opened.append(char)
+        elif char in _OPENING:
+            if not opened or opened[-1] != _OPENING[char]:
+                return f"'{char}' at character {index + 1} closes nothing"
+            opened.pop()
+        elif template.startswith("$selector", index) and (not opened or opened[-1] != "{"):
+            return "$selector must stand inside a metric's {…} label matchers"
+        index += 1
+    if quote is not None:
+        return f"a string opened with {quote} is never closed"
+    if opened:
+        return f"'{opened[-1]}' is never closed"
+    return None
 
 
 def numerator_column(metric: str) -> str:

@@ -101,7 +101,9 @@ def test_durations_read_as_people_write_them(text: str | int, seconds: float) ->
     assert parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["5 minutes", "m5", "", "-3", True, -1])
+@pytest.mark.parametrize(
+    "text", ["5 minutes", "m5", "", "-3", True, -1, float("inf"), float("nan"), "99999999999d"]
+)
 def test_nonsense_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -153,3 +155,59 @@ def test_a_metrics_name_belongs_to_one_model(models: str, message: str) -> None:
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text, source="rollbot.yaml")
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        (
+            "{kind: gauge, query: 'avg(x{$selector}[$stp])'}",
+            "unknown placeholder $stp (templates know $selector and $step)",
+        ),
+        ("{kind: gauge, query: 'sum(rate(x{$selector}[1m])', max_value: 1}", "'(' is never closed"),
+        ("{kind: gauge, query: 'x + $selector', max_value: 1}", "$selector must stand inside"),
+        (
+            "{kind: gauge, query: 'x{$selector}]', max_value: 1}",
+            "']' at character 13 closes nothing",
+        ),
+        (
+            "{kind: gauge, query: 'x{$selector}', min_ratio_to_baseline: 0.5}",
+            "min_ratio_to_baseline never acts on a gauge whose direction is higher_is_worse: "
+            "use max_ratio_to_baseline or max_value, or set direction",
+        ),
+        (
+            "{kind: gauge, query: 'x{$selector}', direction: lower_is_worse, max_value: 3}",
+            "max_value never acts on a gauge whose direction is lower_is_worse",
+        ),
+        (
+            "{numerator: 'a{$selector}', denominator: 'b{$selector}', min_value: 0.1}",
+            "a ratio metric rolls back when its rate rises: min_value does not apply",
+        ),
+    ],
+)
+def test_a_watch_metric_that_could_never_work_is_refused_with_its_place(
+    metric: str, message: str
+) -> None:
+    text = VALID + f"    watch: {{metrics: {{custom: {metric}}}}}\n"
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="rollbot.yaml")
+
+    assert str(caught.value).startswith("rollbot.yaml:21: models.fraud-detector.watch.metrics")
+    assert message in str(caught.value)
+
+
+def test_the_well_known_metrics_templates_pass_the_check() -> None:
+    config = parse_config(VALID + "    watch: {metrics: [error_rate, latency_p99_seconds]}\n")
+    watch = config.models["fraud-detector"].watch
+    assert watch is not None and set(watch.metrics) == {"error_rate", "latency_p99_seconds"}
+
+
+def test_an_endless_duration_is_refused_with_its_place() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(VALID + "    watch: {cooldown: .inf}\n", source="rollbot.yaml")
+
+    assert str(caught.value) == (
+        "rollbot.yaml:21: models.fraud-detector.watch.cooldown: "
+        "a duration must be at most 3650 days, got inf"
+    )

@@ -27,6 +27,17 @@ def test_the_configuration_example_validates() -> None:
     assert config.metrics.url == "http://prometheus:9090"
 
 
+def test_the_custom_metrics_example_validates_in_the_configuration_example() -> None:
+    [config_example] = [block for block in _yaml_blocks() if block.startswith("version: 1")]
+    [metrics] = [block for block in _yaml_blocks() if block.startswith("      metrics:")]
+    watched = re.sub(r"      metrics: \[.*\]\n", lambda _: metrics, config_example)
+
+    watch = parse_config(watched).models["fraud-detector"].watch
+
+    assert watch is not None and set(watch.metrics) == {"timeouts", "recall"}
+    assert watch.metrics["recall"].min_value == 0.8
+
+
 def test_the_runbook_example_validates(tmp_path: Path) -> None:
     [example] = [block for block in _yaml_blocks() if block.startswith("name: ")]
     path = tmp_path / "staged-rollback.yaml"

@@ -212,7 +212,7 @@ def test_a_template_prometheus_refuses_costs_only_its_models(
     watch:
       step: 1m
       metrics:
-        queue: {kind: gauge, query: "max_over_time(queue_depth{$selector}[$step]", max_value: 5}
+        queue: {kind: gauge, query: "max_over_tme(queue_depth{$selector}[$step])", max_value: 5}
 """
     )
     _deployed(engine, ["broken", "typo"])
