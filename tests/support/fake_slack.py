@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -40,7 +41,8 @@ class FakeSlackState:
 
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)  # name → id
-    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # "channel/ts" → message
+    # "channel/ts" → message; a thread reply carries its parent's ts as "thread_ts"
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     failing: dict[str, str] = field(default_factory=dict)  # method → Slack error code
 
 
@@ -139,6 +141,8 @@ class FakeSlack:
         channel = str(args["channel"])
         ts = f"{time.time():.6f}"
         message = {"ts": ts, "text": args.get("text", ""), "blocks": args.get("blocks")}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
         self.state.messages[f"{channel}/{ts}"] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
@@ -168,11 +172,38 @@ class FakeSlack:
         return {"ok": True, "channel": {"id": args["channel"]}}
 
     def _api_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        prefix = f"{args['channel']}/"
-        found = [m for k, m in self.state.messages.items() if k.startswith(prefix)]
-        if "latest" in args:
-            found = [m for m in found if m["ts"] == args["latest"]]
-        return {"ok": True, "messages": found, "has_more": False}
+        """Top-level messages only (no thread replies) between oldest and latest, newest first."""
+        found = [
+            m
+            for m in _in_range(self._messages_in(str(args["channel"])), args)
+            if m.get("thread_ts", m["ts"]) == m["ts"]
+        ]
+        found.sort(key=lambda m: Decimal(m["ts"]), reverse=True)
+        limit = int(args.get("limit") or 100)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The thread ``ts`` is in (``ts`` is its parent or any reply): the parent, always
+        first, then the replies between oldest and latest, oldest first."""
+        channel = str(args["channel"])
+        message = self.state.messages.get(f"{channel}/{args['ts']}")
+        if message is None:
+            return {"ok": False, "error": "thread_not_found"}
+        parent_ts = message.get("thread_ts", message["ts"])
+        parent = self.state.messages[f"{channel}/{parent_ts}"]
+        replies = [
+            m
+            for m in _in_range(self._messages_in(channel), args)
+            if m.get("thread_ts") == parent_ts and m["ts"] != parent_ts
+        ]
+        replies.sort(key=lambda m: Decimal(m["ts"]))
+        limit = int(args.get("limit") or 1000)
+        found = [parent, *replies]
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _messages_in(self, channel: str) -> list[dict[str, Any]]:
+        prefix = f"{channel}/"
+        return [m for key, m in self.state.messages.items() if key.startswith(prefix)]
 
     def _api_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args["usergroup"])
@@ -282,6 +313,20 @@ class FakeSocketMode:
                 self.acks.append(json.loads(message))
         except ConnectionClosed:
             return
+
+
+def _in_range(messages: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages between ``oldest`` and ``latest``, the ends only when ``inclusive``."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    oldest = Decimal(str(args.get("oldest") or "0"))
+    latest = Decimal(str(args["latest"])) if args.get("latest") else None
+
+    def within(ts: Decimal) -> bool:
+        after = ts >= oldest if inclusive else ts > oldest
+        before = latest is None or (ts <= latest if inclusive else ts < latest)
+        return after and before
+
+    return [m for m in messages if within(Decimal(m["ts"]))]
 
 
 def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
