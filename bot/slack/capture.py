@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
 from bot.incidents import service as incidents
@@ -25,7 +27,7 @@ class CapturedMessage:
 
     @classmethod
     def from_slack(cls, channel: str, message: dict[str, Any]) -> CapturedMessage:
-        """Parse a message object from a payload or conversations.history."""
+        """Parse a message object from a payload, conversations.history or .replies."""
         return cls(
             channel=channel,
             ts=str(message["ts"]),
@@ -37,6 +39,32 @@ class CapturedMessage:
     def posted_at(self) -> datetime:
         """When it was posted: Slack's ts is Unix seconds."""
         return datetime.fromtimestamp(float(self.ts), UTC)
+
+
+def read_message(client: WebClient, *, channel: str, ts: str) -> dict[str, Any] | None:
+    """The message posted at ``ts`` in the channel or one of its threads; None if gone.
+
+    conversations.history holds only top-level messages: asked for a thread reply it answers
+    with the nearest earlier top-level message, so only an exact ts counts. A reply is read
+    from its thread with conversations.replies, which takes the ts of any message in it.
+    """
+    history = client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    found = _with_ts(history.get("messages"), ts)
+    if found is not None:
+        return found
+    try:
+        thread = client.conversations_replies(
+            channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True
+        )
+    except SlackApiError as exc:
+        if exc.response.get("error") == "thread_not_found":
+            return None
+        raise
+    return _with_ts(thread.get("messages"), ts)
+
+
+def _with_ts(messages: list[dict[str, Any]] | None, ts: str) -> dict[str, Any] | None:
+    return next((message for message in messages or [] if message.get("ts") == ts), None)
 
 
 def capture(

@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from bot.approvals.flows import click
 from bot.errors import RollbotError
 from bot.slack import incident_commands, rollback_commands
-from bot.slack.capture import CapturedMessage, capture
+from bot.slack.capture import CapturedMessage, capture, read_message
 from bot.slack.commands import Command, Usage, parse
 from bot.slack.inbox import claim, finish
 from bot.slack.surface import Caller, Reply, Surface
@@ -94,12 +94,15 @@ def add_to_timeline(surface: Surface, payload: dict[str, Any], respond: Respond)
 
 def pin(surface: Surface, payload: dict[str, Any], client: WebClient) -> None:
     """The pin reaction: fetch the reacted-to message and copy it into the timeline."""
-    found = client.conversations_history(
-        channel=payload["channel"], latest=payload["ts"], inclusive=True, limit=1
-    )
-    for raw in found.get("messages") or []:
-        message = CapturedMessage.from_slack(payload["channel"], raw)
-        capture(surface, message=message, captured_by=payload["user"], via="reaction")
+    channel, ts = payload["channel"], payload["ts"]
+    raw = read_message(client, channel=channel, ts=ts)
+    if raw is None:
+        log.warning("pinned message %s in %s is not in its channel or a thread", ts, channel)
+        raise RollbotError(
+            "could not find the message you pinned (deleted?), so nothing was added to the timeline"
+        )
+    message = CapturedMessage.from_slack(channel, raw)
+    capture(surface, message=message, captured_by=payload["user"], via="reaction")
 
 
 class FollowUpRunner:
