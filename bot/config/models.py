@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from bot.config.durations import Duration
 from bot.config.watch import WatchConfig
+
+_SLACK_ID_SHAPES = {  # allowed first letters → (what, what one looks like)
+    "UW": ("a Slack user id", "U or W, then capital letters and digits, like U024BE7LH"),
+    "S": ("a Slack user-group id", "S, then capital letters and digits, like S0FRAUDTEAM"),
+    "UWS": (
+        "a Slack user or user-group id",
+        "U or W for a user, S for a user group, then capital letters and digits, "
+        "like U024BE7LH or S0FRAUDTEAM",
+    ),
+}
+
+
+def _slack_id(value: str, *, prefixes: str) -> str:
+    """Slack refuses handles where it wants ids: catch ``@name`` when the file loads."""
+    if re.fullmatch(f"[{prefixes}][A-Z0-9]+", value):
+        return value
+    what, shape = _SLACK_ID_SHAPES[prefixes]
+    raise ValueError(f"{value!r} is not {what} ({shape})")
+
+
+SlackUserId = Annotated[str, AfterValidator(partial(_slack_id, prefixes="UW"))]
+SlackGroupId = Annotated[str, AfterValidator(partial(_slack_id, prefixes="S"))]
+SlackMemberId = Annotated[str, AfterValidator(partial(_slack_id, prefixes="UWS"))]
 
 
 class Section(BaseModel):
@@ -23,7 +48,7 @@ class SlackConfig(Section):
     command: str = Field(default="/rollbot", pattern=r"^/[a-z0-9_-]+$")
     channel_prefix: str = Field(default="inc-", pattern=r"^[a-z0-9_-]*$", max_length=20)
     announce_channel: str | None = None
-    responders: list[str] = Field(default_factory=list)
+    responders: list[SlackMemberId] = Field(default_factory=list)
     pin_reaction: str = "pushpin"
     # Where the work a Slack request leaves after its ack is done: in the web process that
     # acked it (fastest replies), or only in the worker (acks never share a CPU with it).
@@ -69,8 +94,8 @@ class ApprovalPolicy(Section):
     """Who must approve a rollback, and for how long the request stands."""
 
     approvals: int = Field(default=1, ge=1, le=10)
-    approver_groups: list[str] = Field(default_factory=list)
-    approvers: list[str] = Field(default_factory=list)
+    approver_groups: list[SlackGroupId] = Field(default_factory=list)
+    approvers: list[SlackUserId] = Field(default_factory=list)
     allow_self_approval: bool = False
     expires_after: Duration = timedelta(minutes=30)
 
@@ -108,7 +133,7 @@ class ModelConfig(Section):
     components: list[ComponentConfig] = Field(default_factory=list)
     watch: WatchConfig | None = None
     # Slack user or user-group ids invited to the model's incident channels, with responders.
-    owners: list[str] = Field(default_factory=list)
+    owners: list[SlackMemberId] = Field(default_factory=list)
 
 
 class AlertmanagerConfig(Section):

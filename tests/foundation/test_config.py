@@ -79,6 +79,54 @@ def test_a_reference_to_nothing_names_what_exists() -> None:
     )
 
 
+def test_an_owner_given_as_a_handle_names_the_line_and_what_an_id_looks_like() -> None:
+    text = VALID + '    owners: [S0FRAUDTEAM, "@fraud-oncall"]\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="rollbot.yaml")
+    assert str(caught.value) == (
+        "rollbot.yaml:21: models.fraud-detector.owners.1: '@fraud-oncall' is not a Slack user "
+        "or user-group id (U or W for a user, S for a user group, then capital letters and "
+        "digits, like U024BE7LH or S0FRAUDTEAM)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "approver_groups: [S0ML]",
+            "approver_groups: [U0LEAD]",
+            "rollbot.yaml:13: approval_policies.two-of-ml.approver_groups.0: "
+            "'U0LEAD' is not a Slack user-group id",
+        ),
+        (
+            "approver_groups: [S0ML]",
+            "approvers: [S0ML]",
+            "rollbot.yaml:13: approval_policies.two-of-ml.approvers.0: "
+            "'S0ML' is not a Slack user id",
+        ),
+        (
+            "version: 1",
+            "version: 1\nslack: {responders: [u0lead]}",
+            "rollbot.yaml:2: slack.responders.0: 'u0lead' is not a Slack user or user-group id",
+        ),
+    ],
+)
+def test_every_slack_id_in_the_file_is_checked(old: str, new: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)} \\("):
+        parse_config(VALID.replace(old, new), source="rollbot.yaml")
+
+
+def test_slack_ids_of_users_enterprise_users_and_groups_load() -> None:
+    text = VALID.replace("[S0ML]", "[S0ML, S012AB3CD]") + (
+        "    owners: [U024BE7LH, W012A3CDE, S0FRAUDTEAM]\n"
+        "slack: {responders: [S0ML0NCALL, U0LEAD]}\n"
+    )
+    config = parse_config(text, source="rollbot.yaml")
+    assert config.models["fraud-detector"].owners == ["U024BE7LH", "W012A3CDE", "S0FRAUDTEAM"]
+    assert config.slack.responders == ["S0ML0NCALL", "U0LEAD"]
+
+
 def test_broken_yaml_gives_the_line() -> None:
     with pytest.raises(ConfigError, match=r"^c.yaml:3: invalid YAML"):
         parse_config("version: 1\nslack:\n  command: a: b\n", source="c.yaml")
