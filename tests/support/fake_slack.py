@@ -44,6 +44,8 @@ class FakeSlackState:
     # "channel/ts" → message; a thread reply carries its parent's ts as "thread_ts"
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     failing: dict[str, str] = field(default_factory=dict)  # method → Slack error code
+    uninvitable: dict[str, str] = field(default_factory=dict)  # user → why Slack refuses them
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel id → invited users
 
 
 class FakeSlack:
@@ -169,7 +171,20 @@ class FakeSlack:
         return {"ok": True, "channel": {"id": channel_id, "name": name}}
 
     def _api_conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "channel": {"id": args["channel"]}}
+        """One refused user keeps everyone out, unless ``force``: then the others are in.
+        Either way the answer is an error listing the refusals."""
+        channel, users = str(args["channel"]), str(args["users"]).split(",")
+        refused = [
+            {"user": user, "ok": False, "error": self.state.uninvitable[user]}
+            for user in users
+            if user in self.state.uninvitable
+        ]
+        if not refused or str(args.get("force", "")).lower() in ("1", "true"):
+            members = self.state.members.setdefault(channel, [])
+            members.extend(u for u in users if u not in self.state.uninvitable and u not in members)
+        if refused:
+            return {"ok": False, "error": refused[0]["error"], "errors": refused}
+        return {"ok": True, "channel": {"id": channel}}
 
     def _api_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         """Top-level messages only (no thread replies) between oldest and latest, newest first."""
