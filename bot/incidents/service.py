@@ -390,6 +390,20 @@ def attach_channel(
     session.add(incident)
 
 
+def record_not_invited(session: Session, *, incident: Incident, refused: dict[str, str]) -> None:
+    """People or groups who could not be brought into the incident's channel, and why."""
+    who = ", ".join(f"{name} ({why})" for name, why in refused.items())
+    record_event(
+        session,
+        incident_id=incident.id,
+        kind="incident.invite_failed",
+        source="rollbot",
+        actor="rollbot",
+        summary=f"Could not invite to the incident channel: {who}",
+        details={"refused": refused},
+    )
+
+
 def _check_severity(severity: str) -> None:
     if severity not in SEVERITIES:
         raise ValueError(f"unknown severity {severity!r}; one of {', '.join(SEVERITIES)}")

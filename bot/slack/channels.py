@@ -86,8 +86,23 @@ def create_channel(client: WebClient, *, name: str) -> str:
     raise RuntimeError(f"Slack channel names {name} to {name}-{_MAX_SUFFIX} are all taken")
 
 
-def invite(client: WebClient, *, channel: str, users: list[str]) -> None:
-    """Invite the users (already expanded from user groups) to the channel."""
+def invite(client: WebClient, *, channel: str, users: list[str]) -> dict[str, str]:
+    """Invite the users (already expanded from user groups); those Slack refused, with why.
+
+    Without ``force`` one refused user (a deactivated account, a guest) keeps everyone out.
+    """
     users = [user for user in users if user]
-    if users:
-        client.conversations_invite(channel=channel, users=",".join(users))
+    if not users:
+        return {}
+    try:
+        client.conversations_invite(channel=channel, users=",".join(users), force=True)
+    except SlackApiError as exc:
+        each = exc.response.get("errors") or [
+            {"user": user, "error": exc.response.get("error")} for user in users
+        ]
+        return {
+            str(item.get("user")): str(item.get("error"))
+            for item in each
+            if item.get("error") != "already_in_channel"
+        }
+    return {}

@@ -97,18 +97,27 @@ class SlackNotifier:
         people = [*self._config.slack.responders, *(model.owners if model else [])]
         if declared_by and declared_by.startswith("U"):
             people.append(declared_by)
-        channels.invite(self._client, channel=channel, users=self._directory.expand(people))
+        refused = self._invite(channel, people)
         response = self._client.chat_postMessage(
             channel=channel, text=incident.title, blocks=headline
         )
         with session_scope(self._engine) as session:
+            incident = incidents.get(session, incident_id=incident_id)
             incidents.attach_channel(
-                session,
-                incident=incidents.get(session, incident_id=incident_id),
-                channel_id=channel,
-                headline_ts=response["ts"],
+                session, incident=incident, channel_id=channel, headline_ts=response["ts"]
             )
+            if refused:
+                incidents.record_not_invited(session, incident=incident, refused=refused)
         return channel
+
+    def _invite(self, channel: str, people: list[str]) -> dict[str, str]:
+        """Invite whoever can be; those who could not, with why. Someone Slack refuses must
+        not cost the channel: a retry would create another and leave this one orphaned."""
+        users, refused = self._directory.expand(people)
+        refused.update(channels.invite(self._client, channel=channel, users=users))
+        if refused:
+            log.warning("could not invite to %s: %s", channel, refused)
+        return refused
 
     @best_effort
     def incident_updated(self, *, incident_id: int) -> None:

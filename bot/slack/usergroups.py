@@ -34,27 +34,8 @@ class UsergroupDirectory:
 
     def __call__(self, group: str) -> frozenset[str]:
         """The members of the group (user ids)."""
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(group)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        members = self._fetch(group)
-        with self._lock:
-            self._cache[group] = (now, members)
-        return members
-
-    def expand(self, ids: list[str]) -> list[str]:
-        """User ids as given and user group ids (S…) replaced by their members, deduplicated."""
-        users: dict[str, None] = {}
-        for entry in ids:
-            for user in self(entry) if entry.startswith("S") else (entry,):
-                users[user] = None
-        return list(users)
-
-    def _fetch(self, group: str) -> frozenset[str]:
         try:
-            response = self._client.usergroups_users_list(usergroup=group)
+            return self._members(group)
         except SlackApiError as exc:
             raise ApproverLookupFailed(
                 f"could not read Slack user group {group} ({exc.response.get('error')}); "
@@ -64,4 +45,32 @@ class UsergroupDirectory:
             raise ApproverLookupFailed(
                 f"could not reach Slack to read user group {group}; nothing was recorded"
             ) from exc
-        return frozenset(str(user) for user in response.get("users") or [])
+
+    def expand(self, ids: list[str]) -> tuple[list[str], dict[str, str]]:
+        """User ids as given and user group ids (S…) replaced by their members, deduplicated;
+        and the groups that could not be read, with why (the others are expanded anyway)."""
+        users: dict[str, None] = {}
+        unreadable: dict[str, str] = {}
+        for entry in ids:
+            if not entry.startswith("S"):
+                users[entry] = None
+                continue
+            try:
+                users.update(dict.fromkeys(self._members(entry)))
+            except SlackApiError as exc:
+                unreadable[entry] = str(exc.response.get("error"))
+            except SlackClientError:
+                unreadable[entry] = "Slack unreachable"
+        return list(users), unreadable
+
+    def _members(self, group: str) -> frozenset[str]:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(group)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        response = self._client.usergroups_users_list(usergroup=group)
+        members = frozenset(str(user) for user in response.get("users") or [])
+        with self._lock:
+            self._cache[group] = (now, members)
+        return members
