@@ -23,6 +23,10 @@ def rollbot_env(database_url: str, config_path: Path, **extra: str) -> dict[str,
         "DATABASE_URL": database_url,
         "ROLLBOT_CONFIG": str(config_path),
     }
+    # A checkout put on the path (PYTHONPATH=. pytest) is the code under test, in the
+    # child process too, not whichever copy the virtualenv has installed.
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(extra)
     return env
 
