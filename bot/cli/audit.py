@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from sqlmodel import Session
 
-from bot.config import Settings
-from bot.store import make_engine
+from bot.cli.context import database_engine, load_settings
 from bot.timeline import count_events, verify_chains
 
 app = typer.Typer(help="Audit the tamper-evident timeline.", no_args_is_help=True)
@@ -15,7 +14,7 @@ app = typer.Typer(help="Audit the tamper-evident timeline.", no_args_is_help=Tru
 @app.command()
 def verify() -> None:
     """Recompute every timeline hash; name the first broken link of each chain."""
-    engine = make_engine(Settings().database_url)
+    engine = database_engine(load_settings().database_url)
     with Session(engine) as session:
         broken = verify_chains(session)
         total = count_events(session)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from bot.config import RollbotConfig, Settings, load_config
 from bot.errors import ConfigError
 from bot.store import make_engine, session_scope
 from bot.telemetry import configure_logging
+
+SUPPORTED_DATABASES = (
+    "SQLite (sqlite:///PATH) and PostgreSQL (postgresql://USER:PASSWORD@HOST/NAME)"
+)
 
 
 @dataclass(frozen=True)
@@ -25,17 +29,33 @@ class Runtime:
 
 def load_runtime(*, with_config: bool = True) -> Runtime:
     """Load settings and configuration (raising ConfigError before anything starts)."""
-    settings = _settings()
+    settings = load_settings()
     config = load_config(settings.rollbot_config) if with_config else RollbotConfig()
     configure_logging()
-    try:
-        engine = make_engine(settings.database_url)
-    except (ArgumentError, ImportError) as exc:
-        raise ConfigError(f"DATABASE_URL: {exc}") from None
+    engine = database_engine(settings.database_url)
     return Runtime(settings=settings, config=config, engine=engine)
 
 
-def _settings() -> Settings:
+def database_engine(url: str) -> Engine:
+    """An engine for DATABASE_URL, or a ConfigError naming it and what is wrong with it."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+    # Checked here: another dialect whose driver happens to be installed would connect and
+    # then fail on the first migration.
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(
+            f"DATABASE_URL: {backend} is not supported: Rollbot runs on {SUPPORTED_DATABASES}"
+        )
+    try:
+        return make_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+
+
+def load_settings() -> Settings:
+    """The environment's settings, or a ConfigError naming each bad variable."""
     try:
         return Settings()
     except ValidationError as exc:

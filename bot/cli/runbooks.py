@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from bot.config import Settings, load_config
+from bot.cli.context import load_settings
+from bot.config import load_config
 from bot.runbooks import check, locate_runbooks_dir, read_runbooks
 
 app = typer.Typer(help="Rollback runbooks.", no_args_is_help=True)
@@ -21,7 +22,7 @@ def check_command(
     ] = None,
 ) -> None:
     """Check runbooks and models: actions, parameters, templates, policies, targets."""
-    config_path = Path(Settings().rollbot_config)
+    config_path = Path(load_settings().rollbot_config)
     config = load_config(config_path)
     directory = locate_runbooks_dir(config.runbooks_dir, config_path)
     problems = check(config, directory, paths=paths or None, config_path=config_path)

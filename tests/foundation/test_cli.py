@@ -131,3 +131,35 @@ def test_a_metrics_port_in_use_stops_the_worker_with_one_line(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [
         f"rollbot: --metrics-port {port}: Address already in use"
     ]
+
+
+def test_the_db_commands_name_a_bad_database_url_in_one_line(tmp_path: Path) -> None:
+    for command in (["db", "upgrade"], ["db", "downgrade", "base"], ["db", "current"]):
+        result = run_rollbot(command, {**_env(tmp_path), "DATABASE_URL": "garbage"})
+
+        assert result.returncode == 1, command
+        assert result.stderr.strip().splitlines() == [
+            "rollbot: DATABASE_URL: Could not parse SQLAlchemy URL from given URL string"
+        ], command
+
+
+def test_a_database_rollbot_does_not_support_is_one_line_naming_those_it_does(
+    tmp_path: Path,
+) -> None:
+    for command in (["db", "upgrade"], ["worker"], ["audit", "verify"]):
+        result = run_rollbot(command, {**_env(tmp_path), "DATABASE_URL": "mysql://x/y"})
+
+        assert result.returncode == 1, command
+        assert result.stderr.strip().splitlines() == [
+            "rollbot: DATABASE_URL: mysql is not supported: Rollbot runs on SQLite "
+            "(sqlite:///PATH) and PostgreSQL (postgresql://USER:PASSWORD@HOST/NAME)"
+        ], command
+
+
+def test_every_command_names_a_bad_environment_variable_in_one_line(tmp_path: Path) -> None:
+    for command in (["db", "upgrade"], ["audit", "verify"], ["runbooks", "check"]):
+        result = run_rollbot(command, {**_env(tmp_path), "PORT": "abc"})
+
+        assert result.returncode == 1, command
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("rollbot: environment: PORT: Input should be a valid integer")
