@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine, make_url
@@ -39,19 +40,33 @@ def load_runtime(*, with_config: bool = True) -> Runtime:
 def database_engine(url: str) -> Engine:
     """An engine for DATABASE_URL, or a ConfigError naming it and what is wrong with it."""
     try:
-        backend = make_url(url).get_backend_name()
+        parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"DATABASE_URL: {exc}") from None
-    # Checked here: another dialect whose driver happens to be installed would connect and
-    # then fail on the first migration.
+    backend = parsed.get_backend_name()
+    # Refused up front: another dialect whose driver happens to be installed would get as
+    # far as the first migration.
     if backend not in ("sqlite", "postgresql", "postgres"):
         raise ConfigError(
             f"DATABASE_URL: {backend} is not supported: Rollbot runs on {SUPPORTED_DATABASES}"
         )
+    if backend == "sqlite" and not parsed.query.get("uri"):
+        _check_sqlite_file(parsed.database)
     try:
         return make_engine(url)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"DATABASE_URL: {exc}") from None
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    # SQLite itself only says "unable to open database file", without the file's name.
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise ConfigError(f"DATABASE_URL: {path}: is a directory, not a database file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"DATABASE_URL: {path}: directory {path.parent} does not exist")
 
 
 def load_settings() -> Settings:

@@ -163,3 +163,22 @@ def test_every_command_names_a_bad_environment_variable_in_one_line(tmp_path: Pa
         assert result.returncode == 1, command
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("rollbot: environment: PORT: Input should be a valid integer")
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_one_line_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "gone" / "x.db"
+    for command in (["db", "upgrade"], ["audit", "verify"], ["worker"]):
+        result = run_rollbot(command, {**_env(tmp_path), "DATABASE_URL": f"sqlite:///{path}"})
+
+        assert result.returncode == 1, command
+        assert result.stderr.strip().splitlines() == [
+            f"rollbot: DATABASE_URL: {path}: directory {path.parent} does not exist"
+        ], command
+
+    result = run_rollbot(
+        ["db", "upgrade"], {**_env(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"rollbot: DATABASE_URL: {tmp_path}: is a directory, not a database file"
+    ]
