@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 
 from bot.cli.context import database_engine, load_settings
+from bot.errors import RollbotError
 from bot.store import migrate
 
 app = typer.Typer(help="Database migrations (SQLite and PostgreSQL).", no_args_is_help=True)
@@ -19,7 +24,8 @@ def upgrade(
     """Apply migrations (the Procfile's release step)."""
     url = load_settings().database_url
     engine = database_engine(url)
-    migrate.upgrade(url, revision)
+    with _revision_errors("upgrade", revision):
+        migrate.upgrade(url, revision)
     typer.echo(f"database at {migrate.current_revision(engine)}")
 
 
@@ -28,7 +34,8 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 
     """Revert migrations down to a revision."""
     url = load_settings().database_url
     engine = database_engine(url)
-    migrate.downgrade(url, revision)
+    with _revision_errors("downgrade", revision):
+        migrate.downgrade(url, revision)
     typer.echo(f"database at {migrate.current_revision(engine) or 'base'}")
 
 
@@ -38,3 +45,18 @@ def current() -> None:
     engine = database_engine(load_settings().database_url)
     typer.echo(f"current: {migrate.current_revision(engine) or 'none'}")
     typer.echo(f"head:    {migrate.head_revision()}")
+
+
+@contextmanager
+def _revision_errors(command: str, revision: str) -> Iterator[None]:
+    """Alembic's refusal of a target revision, as one line that says what the targets are."""
+    try:
+        yield
+    except CommandError as exc:
+        if isinstance(exc.__cause__, ResolutionError):
+            *older, head = migrate.revisions()
+            known = ", ".join(["base", *older, f"{head} (head)"])
+            raise RollbotError(
+                f"db {command}: no revision {revision!r}; the revisions are {known}"
+            ) from None
+        raise RollbotError(f"db {command}: {exc}") from None

@@ -57,6 +57,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+def revisions() -> list[str]:
+    """Every revision shipped, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [script_revision.revision for script_revision in reversed(list(script.walk_revisions()))]
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None for a database never migrated)."""
     with engine.connect() as connection:

@@ -182,3 +182,33 @@ def test_a_sqlite_file_in_a_missing_directory_is_one_line_naming_both(tmp_path: 
     assert result.stderr.strip().splitlines() == [
         f"rollbot: DATABASE_URL: {tmp_path}: is a directory, not a database file"
     ]
+
+
+def test_an_unknown_revision_is_one_line_listing_the_revisions(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert run_rollbot(["db", "upgrade"], env).returncode == 0
+    revisions = ", ".join(["base", *migrate.revisions()[:-1], f"{migrate.head_revision()} (head)"])
+    for command, revision in (("upgrade", "9999"), ("downgrade", "nonsense")):
+        result = run_rollbot(["db", command, revision], env)
+
+        assert result.returncode == 1, command
+        assert result.stderr.strip().splitlines() == [
+            f"rollbot: db {command}: no revision {revision!r}; the revisions are {revisions}"
+        ]
+    assert run_rollbot(["db", "current"], env).stdout.startswith(
+        f"current: {migrate.head_revision()}\n"
+    )
+
+
+def test_a_downgrade_to_a_later_revision_is_one_line(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    first = migrate.revisions()[0]
+    assert run_rollbot(["db", "upgrade", first], env).returncode == 0
+
+    result = run_rollbot(["db", "downgrade", migrate.head_revision() or ""], env)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"rollbot: db downgrade: Destination {migrate.head_revision()} is not a valid "
+        "downgrade target from current head(s)"
+    ]
