@@ -21,6 +21,7 @@ from bot.cli import postmortem as postmortem_command
 from bot.cli import replay as replay_command
 from bot.cli import runbooks as runbooks_command
 from bot.cli.context import import_demo_histories, load_runtime
+from bot.config.settings import MAX_PORT, MIN_PORT
 from bot.errors import ConfigError, RollbotError
 from integrations.errors import IntegrationError
 
@@ -46,7 +47,10 @@ app.command("replay")(replay_command.replay)
 @app.command()
 def web(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
-    port: Annotated[int | None, typer.Option(help="Port (default: $PORT, else 3000).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (default: $PORT, else 3000).", min=MIN_PORT, max=MAX_PORT),
+    ] = None,
 ) -> None:
     """Serve the Slack endpoint, alert webhooks, /healthz, /readyz and /metrics."""
     import uvicorn
@@ -95,7 +99,9 @@ def worker(
     metrics_port: Annotated[
         int | None,
         typer.Option(
-            help="Serve the worker's own metrics at /metrics on this port (off if unset)."
+            help="Serve the worker's own metrics at /metrics on this port (off if unset).",
+            min=MIN_PORT,
+            max=MAX_PORT,
         ),
     ] = None,
 ) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The ports a process may listen on: PORT, and the --port and --metrics-port options.
+MIN_PORT = 1
+MAX_PORT = 65535
+
 
 class Settings(BaseSettings):
     """The environment variables of DESIGN.md."""
@@ -13,7 +17,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite:///rollbot.db")
     rollbot_config: str = Field(default="rollbot.yaml")
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=MIN_PORT, le=MAX_PORT)
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None

@@ -212,3 +212,24 @@ def test_a_downgrade_to_a_later_revision_is_one_line(tmp_path: Path) -> None:
         f"rollbot: db downgrade: Destination {migrate.head_revision()} is not a valid "
         "downgrade target from current head(s)"
     ]
+
+
+def test_a_port_out_of_range_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    for command, option in (("worker", "--metrics-port"), ("web", "--port")):
+        for port, rule in (
+            ("99999", "less than or equal to 65535"),
+            ("0", "greater than or equal to 1"),
+        ):
+            result = run_rollbot([command, option, port], _env(tmp_path))
+
+            assert result.returncode == 2, (command, port)
+            assert result.stderr.strip().splitlines() == [
+                f"rollbot {command}: error: Invalid value for '{option}': Input should be {rule} "
+                f"(see 'rollbot {command} --help')"
+            ], (command, port)
+    # The same rule as the PORT variable's.
+    result = run_rollbot(["web"], {**_env(tmp_path), "PORT": "99999"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "rollbot: environment: PORT: Input should be less than or equal to 65535"
+    ]
