@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 from typing import Annotated
 
@@ -63,6 +65,8 @@ def web(
     runtime = load_runtime()
     import_demo_histories(runtime)
     slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
+    listening_port = port if port is not None else runtime.settings.port
+    listener = _listen(host, listening_port, option="--port" if port is not None else "PORT")
     if slack_app is not None and runtime.settings.slack_app_token:
         # Socket Mode: Slack requests arrive over the websocket, not at /slack/events.
         connect_socket_mode(slack_app, runtime.settings.slack_app_token)
@@ -73,6 +77,8 @@ def web(
     web_app.state.notifier = runtime_notifier(runtime)
     web_app.state.metrics = build_metrics_source(runtime.config, runtime.settings)
     # Only once every check that stops the process has passed, so a stop stays one line.
+    if not runtime.settings.slack_bot_token:
+        log.warning("SLACK_BOT_TOKEN is not set: the Slack surface is off")
     if not runtime.settings.rollbot_web_token:
         log.warning(
             "ROLLBOT_WEB_TOKEN is not set: incident pages (/incidents/…) are open to anyone "
@@ -85,13 +91,39 @@ def web(
             " and so propose rollbacks" if runtime.config.alertmanager.propose_rollback else "",
         )
     freeze_startup_heap()
-    uvicorn.run(
-        web_app,
-        host=host,
-        port=port or runtime.settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            web_app,
+            host=host,
+            port=listening_port,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
     )
+    # uvicorn announces only the sockets it binds itself.
+    log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, listening_port)
+    server.run(sockets=[listener])
+    if not server.started:
+        raise typer.Exit(3)  # what uvicorn.run exits with when startup fails
+
+
+def _listen(host: str, port: int, *, option: str) -> socket.socket:
+    """The web server's socket, bound before it starts so that a port in use is one line
+    naming the option (uvicorn would log it and exit 3)."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        # An unknown name or an address not on this machine is the host's fault, not the port's.
+        culprit = (
+            f"--host {host}"
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+            else f"{option} {port}"
+        )
+        raise ConfigError(f"{culprit}: {exc.strerror or exc}") from None
+    return listener
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -23,8 +22,6 @@ from bot.slack.usergroups import UsergroupDirectory
 if TYPE_CHECKING:
     from bot.cli.context import Runtime
     from bot.worker.main import PeriodicJob
-
-log = logging.getLogger(__name__)
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -56,7 +53,6 @@ def slack_app_for(
 ) -> RollbotSlackApp | None:
     """The bolt App, or None when no bot token is configured (Slack is then off)."""
     if not settings.slack_bot_token:
-        log.warning("SLACK_BOT_TOKEN is not set: the Slack surface is off")
         return None
     socket_mode = bool(settings.slack_app_token)
     if not socket_mode and not settings.slack_signing_secret:

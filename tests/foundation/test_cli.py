@@ -233,3 +233,30 @@ def test_a_port_out_of_range_is_one_line_naming_the_option(tmp_path: Path) -> No
     assert result.stderr.strip().splitlines() == [
         "rollbot: environment: PORT: Input should be less than or equal to 65535"
     ]
+
+
+def test_a_web_port_in_use_stops_the_web_process_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        given = run_rollbot(["web", "--host", "127.0.0.1", "--port", str(port)], _env(tmp_path))
+        from_environment = run_rollbot(
+            ["web", "--host", "127.0.0.1"], {**_env(tmp_path), "PORT": str(port)}
+        )
+
+    assert given.returncode == 1
+    assert given.stderr.strip().splitlines() == [f"rollbot: --port {port}: Address already in use"]
+    assert from_environment.returncode == 1
+    assert from_environment.stderr.strip().splitlines() == [
+        f"rollbot: PORT {port}: Address already in use"
+    ]
+
+    # 192.0.2.1 is reserved for documentation: no machine has it.
+    elsewhere = run_rollbot(["web", "--host", "192.0.2.1"], _env(tmp_path))
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr.strip().splitlines() == [
+        "rollbot: --host 192.0.2.1: Cannot assign requested address"
+    ]
