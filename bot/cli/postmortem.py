@@ -63,18 +63,26 @@ def postmortem(
             config=runtime.config,
             metrics=build_metrics_source(runtime.config, runtime.settings),
         )
+    chart: Path | None = None
     if format is DocumentFormat.HTML:
         document = render_document(facts, format="html", config=runtime.config)
     elif out is not None:
         chart = out.with_suffix(".png")
-        chart.write_bytes(chart_png(facts))
+        if chart == out:
+            raise RollbotError(
+                f"--out {out}: the Markdown would be overwritten by its chart, which goes "
+                "beside it as .png: name it .md"
+            )
         document = render_document(facts, format="md", config=runtime.config, chart_src=chart.name)
     else:
         document = render_document(facts, format="md", config=runtime.config)
     if out is None:
         typer.echo(document, nl=False)
         return
+    # The document before its chart, so a folder that is missing is reported as the path given.
     out.write_text(document, encoding="utf-8")
+    if chart is not None:
+        chart.write_bytes(chart_png(facts))
     typer.echo(f"postmortem of incident {incident} written to {out}", err=True)
 
 

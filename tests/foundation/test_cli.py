@@ -98,12 +98,15 @@ def test_a_missing_output_folder_is_one_line_naming_it(tmp_path: Path) -> None:
     with session_scope(engine) as session:
         incidents.open_or_join(session, model="fraud", title="t", actor="UALICE", source="cli")
     engine.dispose()
-    out = tmp_path / "nowhere" / "pm.html"
+    for format in ("html", "md"):
+        out = tmp_path / "nowhere" / f"pm.{format}"
 
-    result = run_rollbot(["postmortem", "1", "--format", "html", "--out", str(out)], env)
+        result = run_rollbot(["postmortem", "1", "--format", format, "--out", str(out)], env)
 
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"rollbot: {out}: No such file or directory"]
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"rollbot: {out}: No such file or directory"
+        ], format
 
 
 def test_a_bad_environment_value_is_one_line_naming_the_variable(tmp_path: Path) -> None:

@@ -57,6 +57,19 @@ def test_the_cli_writes_markdown_and_its_chart(cli_env: dict[str, str], tmp_path
     assert png_size((tmp_path / "pm.png").read_bytes())[0] == 1000
 
 
+def test_markdown_asked_for_at_the_chart_s_name_is_refused(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "pm.png"
+    result = run_rollbot(["postmortem", "1", "--out", str(out)], cli_env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"rollbot: --out {out}: the Markdown would be overwritten by its chart, which goes "
+        "beside it as .png: name it .md"
+    ]
+    assert not out.exists()
+
+
 def test_the_cli_writes_a_self_contained_html_page(cli_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "pm.html"
     result = run_rollbot(["postmortem", "1", "--format", "html", "--out", str(out)], cli_env)
