@@ -92,7 +92,9 @@ class Worker:
                 self._tick()
                 self.stopping.wait(self._poll_seconds)
         finally:
-            self._step_down(reason="shutting down")
+            # A stop asked for (SIGTERM, SIGINT, stop()) is no loss of leadership.
+            ending = "stopping on request" if self.stopping.is_set() else "shutting down"
+            self._step_down(outcome=f"stepped down: {ending}")
             log.info("worker %s stopped", self.identity)
 
     def stop(self) -> None:
@@ -113,12 +115,12 @@ class Worker:
         try:
             if self.is_leader:
                 if not self._election.still_leader():
-                    self._step_down(reason="lost the leader lock")
+                    self._step_down(outcome="lost leadership: lost the leader lock")
             elif self._election.try_acquire():
                 self._become_leader()
         except Exception:  # the database may be briefly away; keep campaigning
             log.exception("worker %s: leadership check failed", self.identity)
-            self._step_down(reason="database error")
+            self._step_down(outcome="lost leadership: database error")
 
     def _become_leader(self) -> None:
         scheduler = BackgroundScheduler(
@@ -135,12 +137,12 @@ class Worker:
         LEADER.set(1)
         log.info("worker %s is now the leader (%d jobs scheduled)", self.identity, len(self._jobs))
 
-    def _step_down(self, *, reason: str) -> None:
+    def _step_down(self, *, outcome: str) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
             LEADER.set(0)
-            log.info("worker %s lost leadership: %s", self.identity, reason)
+            log.info("worker %s %s", self.identity, outcome)
         try:
             self._election.release()
         except Exception:

@@ -34,7 +34,11 @@ class WorkerProcess:
         return [json.loads(line)["message"] for line in lines if line.startswith("{")]
 
     def leadership_events(self) -> list[str]:
-        return [m for m in self.messages() if "is now the leader" in m or "lost leadership" in m]
+        return [
+            m
+            for m in self.messages()
+            if "is now the leader" in m or "lost leadership" in m or "stepped down" in m
+        ]
 
     def is_leader(self) -> bool:
         events = self.leadership_events()
@@ -84,7 +88,8 @@ def test_sigterm_steps_down_and_exits_cleanly(start_worker: object) -> None:
     assert worker.process.wait(timeout=30) == 0
     messages = worker.messages()
     assert any("received SIGTERM" in m for m in messages)
-    assert any("lost leadership: shutting down" in m for m in messages)
+    assert any("stepped down: stopping on request" in m for m in messages)
+    assert not any("lost leadership" in m for m in messages)
     assert messages[-1].endswith("stopped")
 
 
