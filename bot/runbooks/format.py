@@ -11,7 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.config.durations import Duration, format_duration, parse_duration
 from bot.runbooks.problems import FieldPath, LineMap, display_path, field_name, line_of
@@ -137,9 +138,17 @@ class Runbook(_Strict):
     @model_validator(mode="after")
     def _step_names_are_unique(self) -> Runbook:
         seen: set[str] = set()
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             if step.name in seen and not step.for_each_component:
-                raise ValueError(f"two steps are named {step.name!r}")
+                # A ValidationError rather than a ValueError, so the problem points at the
+                # second step's name instead of the runbook's first line.
+                reason = PydanticCustomError(
+                    "value_error", "two steps are named {name}", {"name": repr(step.name)}
+                )
+                detail = InitErrorDetails(
+                    type=reason, loc=("steps", index, "name"), input=step.name
+                )
+                raise ValidationError.from_exception_data(type(self).__name__, [detail])
             seen.add(step.name)
         return self
 

@@ -106,6 +106,10 @@ def test_a_problem_reads_file_line_field_reason(tmp_path: Path) -> None:
             ":3: parameters.bake: expected a duration such as 30s, 5m or 1h, got 'forever'",
         ),
         (
+            ("      percent: 100", "      percent: 100\n  - name: shift\n    action: wait"),
+            ":8: steps[1].name: two steps are named 'shift'",
+        ),
+        (
             ("percent: 100", "percent: [1"),
             ":8: (file): invalid YAML: expected ',' or ']', but got '<stream end>'",
         ),
