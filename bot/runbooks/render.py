@@ -125,15 +125,21 @@ def template_context(
 def render_steps(
     runbook: Runbook, context: Mapping[str, Any], report: Report, *, every_step: bool = False
 ) -> list[PlanStep]:
-    """The plan's steps; problems go to ``report`` (``every_step`` ignores ``when``)."""
+    """The plan's steps; problems go to ``report``. With ``every_step``, each step is rendered
+    whatever its ``when`` says, though a ``when`` that does not render is still reported."""
     steps: list[PlanStep] = []
     seen: set[str] = set()
     for index, spec in enumerate(runbook.steps):
         where: FieldPath = ("steps", index)
         for step_context in _expansions(spec, context):
             try:
-                if not every_step and not _wanted(spec, step_context, where):
-                    continue
+                wanted = _wanted(spec, step_context, where)
+            except TemplateProblem as problem:
+                report(problem.path, problem.reason)
+                wanted = False
+            if not (wanted or every_step):
+                continue
+            try:
                 step = _plan_step(spec, step_context, where, report)
             except TemplateProblem as problem:
                 report(problem.path, problem.reason)

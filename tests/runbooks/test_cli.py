@@ -51,6 +51,29 @@ def test_check_prints_every_problem_and_exits_1(tmp_path: Path, example: Path) -
     ]
 
 
+def test_check_reports_a_when_that_does_not_render_as_plan_would(
+    tmp_path: Path, example: Path
+) -> None:
+    immediate = tmp_path / "runbooks" / "immediate-rollback.yaml"
+    text = immediate.read_text().replace(
+        '"{{ params.verify }}"', '"{{ params.verify and model == "'
+    )
+    immediate.write_text(text)
+    env = _env(tmp_path, example)
+    problem = (
+        "runbooks/immediate-rollback.yaml:83: steps[5].when: "
+        "template syntax error: unexpected 'end of template'"
+    )
+
+    checked = run_rollbot(["runbooks", "check"], env, cwd=tmp_path)
+    planned = run_rollbot(["plan", "fraud-detector"], env, cwd=tmp_path)
+
+    assert checked.returncode == 1
+    assert checked.stderr.strip().splitlines() == [problem]
+    assert planned.returncode == 1
+    assert planned.stderr.strip().splitlines()[-1] == f"rollbot: {problem} (model 'fraud-detector')"
+
+
 def test_check_refuses_a_staged_runbook_on_a_deployer_that_cannot_split(tmp_path: Path) -> None:
     config = tmp_path / "rollbot.yaml"
     config.write_text(

@@ -82,6 +82,14 @@ def test_a_problem_reads_file_line_field_reason(tmp_path: Path) -> None:
             ":6: steps[0].params.version: undefined variable: 'nope' is undefined",
         ),
         (
+            ("      percent: 100", '      percent: 100\n    when: "{{ to_version and model == "'),
+            ":8: steps[0].when: template syntax error: unexpected 'end of template'",
+        ),
+        (
+            ("      percent: 100", '      percent: 100\n    when: "{{ params.notify_team }}"'),
+            ":8: steps[0].when: undefined variable: 'dict object' has no attribute 'notify_team'",
+        ),
+        (
             ("steps:", "descripton: oops\nsteps:"),
             ":2: descripton: unknown field (check the spelling)",
         ),
