@@ -18,7 +18,9 @@ app = typer.Typer(help="Rollback runbooks.", no_args_is_help=True)
 def check_command(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Runbook files to check (default: every runbook in runbooks_dir)."),
+        typer.Argument(
+            help="Runbook files or folders to check (default: every runbook in runbooks_dir)."
+        ),
     ] = None,
 ) -> None:
     """Check runbooks and models: actions, parameters, templates, policies, targets."""

@@ -46,7 +46,7 @@ def read_runbook(path: Path) -> tuple[Runbook | None, list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        return None, [Problem(source, 1, "(file)", f"cannot read: {exc.strerror or exc}")]
+        return None, [Problem(source, 0, "(file)", f"cannot read: {exc.strerror or exc}")]
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -69,8 +69,9 @@ def read_runbook(path: Path) -> tuple[Runbook | None, list[Problem]]:
 def read_runbooks(
     directory: Path, *, paths: list[Path] | None = None
 ) -> tuple[dict[str, Runbook], list[Problem]]:
-    """Every runbook in ``directory`` (or only ``paths``), and the problems found reading them."""
-    files = paths if paths is not None else runbook_files(directory)
+    """Every runbook in ``directory`` (or only ``paths``: files, and folders' runbook files),
+    and the problems found reading them."""
+    files = runbook_files(directory) if paths is None else named_runbook_files(paths)
     runbooks: dict[str, Runbook] = {}
     problems: list[Problem] = []
     for path in files:
@@ -92,6 +93,15 @@ def runbook_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise ConfigError(f"{display_path(directory)}: runbooks folder not found")
     return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())
+
+
+def named_runbook_files(paths: list[Path]) -> list[Path]:
+    """The files named, each folder replaced by its runbook files; a file named twice once."""
+    files: dict[Path, Path] = {}
+    for path in paths:
+        for file in runbook_files(path) if path.is_dir() else [path]:
+            files.setdefault(file.resolve(), file)
+    return list(files.values())
 
 
 def load_runbooks(directory: Path) -> dict[str, Runbook]:

@@ -15,7 +15,8 @@ __all__ = ["FieldPath", "LineMap", "Problem", "config_lines", "index_lines", "li
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong, rendered as ``file:line: field: reason``."""
+    """One thing wrong, rendered as ``file:line: field: reason`` (``file: field: reason`` when
+    it is about the whole file, ``line`` 0: one that cannot be read)."""
 
     file: str
     line: int
@@ -23,7 +24,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.reason}"
 
 
 def display_path(path: Path | str) -> str:

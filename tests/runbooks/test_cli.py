@@ -51,6 +51,32 @@ def test_check_prints_every_problem_and_exits_1(tmp_path: Path, example: Path) -
     ]
 
 
+def test_check_of_a_folder_checks_every_runbook_in_it(tmp_path: Path, example: Path) -> None:
+    env = _env(tmp_path, example)
+    passed = run_rollbot(["runbooks", "check", "runbooks/"], env, cwd=tmp_path)
+    staged = tmp_path / "runbooks" / "staged-rollback.yaml"
+    staged.write_text(staged.read_text().replace("percent: 25}", "percent: 250}"))
+    failed = run_rollbot(["runbooks", "check", "runbooks/"], env, cwd=tmp_path)
+
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.strip() == "ok: 3 runbooks, 3 models"
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == [
+        "runbooks/staged-rollback.yaml:41: steps[1].params.percent: "
+        "Input should be less than or equal to 100"
+    ]
+
+
+def test_check_of_a_missing_file_names_it_without_a_line(tmp_path: Path, example: Path) -> None:
+    result = run_rollbot(
+        ["runbooks", "check", "runbooks/nope.yaml"], _env(tmp_path, example), cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "runbooks/nope.yaml: (file): cannot read: No such file or directory"
+    ]
+
+
 def test_check_reports_a_when_that_does_not_render_as_plan_would(
     tmp_path: Path, example: Path
 ) -> None:
