@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,22 @@ def build_deployer(
 
 def build_metrics_source(config: RollbotConfig, settings: Settings) -> MetricsSource | None:
     """Prometheus at ``metrics.url`` or ``PROMETHEUS_URL``; None when neither is set."""
-    url = config.metrics.url or settings.prometheus_url
-    if not url:
+    url = metrics_url(config, settings)
+    if url is None:
         return None
     return PrometheusSource(url, timeout=config.metrics.timeout.total_seconds())
+
+
+def metrics_url(config: RollbotConfig, settings: Settings) -> str | None:
+    """``metrics.url``, else ``PROMETHEUS_URL``; None when neither is set."""
+    return config.metrics.url or settings.prometheus_url or None
+
+
+def no_metrics_source(models: Collection[str]) -> str:
+    """Why these models' watches cannot run: there is no metrics source to read."""
+    names = ", ".join(sorted(models))
+    subject = f"model {names} has" if len(models) == 1 else f"models {names} have"
+    return f"{subject} a watch but no metrics source: set metrics.url or PROMETHEUS_URL"
 
 
 def components_for(

@@ -107,7 +107,8 @@ def _sample(runbook: Runbook, name: str, value: Any) -> Any:
 
 
 class ConfigCheck:
-    """The configuration's side: integrations, targets and each model's runbook."""
+    """The configuration's side: integrations, targets, each model's runbook and whether
+    its watch has a metrics source."""
 
     def __init__(
         self,
@@ -132,7 +133,8 @@ class ConfigCheck:
 
     def problems(self) -> list[Problem]:
         """Everything wrong with the configuration."""
-        from bot.wiring import option_problems  # wiring uses this package's helpers
+        # Imported here: wiring uses this package's helpers.
+        from bot.wiring import metrics_url, no_metrics_source, option_problems
 
         for path, reason in self.config.reference_problems():
             self.report(path, reason)
@@ -143,7 +145,11 @@ class ConfigCheck:
             for name, integration in pool.items():
                 for path, reason in option_problems(section, name, integration):
                     self.report(path, reason)
+        # The worker would refuse to start without one; the check says so first, at the watch.
+        no_metrics = metrics_url(self.config, self.settings) is None
         for name, model in self.config.models.items():
+            if model.watch is not None and no_metrics:
+                self.report(("models", name, "watch"), no_metrics_source([name]))
             self._model(name, model)
         return self.found
 

@@ -87,15 +87,12 @@ def watches_job(runtime: Runtime) -> PeriodicJob:
     from bot.watches.evaluate import evaluate_once
     from bot.watches.targets import watched_models
     from bot.watches.troubles import WatchTroubles
-    from bot.wiring import build_metrics_source
+    from bot.wiring import build_metrics_source, no_metrics_source
 
     config, settings = runtime.config, runtime.settings
     source, watched = build_metrics_source(config, settings), watched_models(config)
     if watched and source is None:
-        raise ConfigError(
-            f"models {', '.join(sorted(watched))} have a watch but no metrics source: "
-            "set metrics.url or PROMETHEUS_URL"
-        )
+        raise ConfigError(no_metrics_source(watched))
     proposer = functools.partial(propose_with, tools=default_tools(config, settings))
     notifier = runtime_notifier(runtime)
     troubles = WatchTroubles()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.incidents import service as incidents
 from bot.store import migrate, session_scope
 from bot.store.db import make_engine
@@ -63,23 +65,26 @@ def test_half_a_slack_configuration_stops_the_web_process(tmp_path: Path) -> Non
     ]
 
 
-def test_a_watch_without_a_metrics_source_stops_the_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("models", "subject"),
+    [(["fraud"], "model fraud has"), (["fraud", "churn"], "models churn, fraud have")],
+)
+def test_a_watch_without_a_metrics_source_stops_the_worker(
+    tmp_path: Path, models: list[str], subject: str
+) -> None:
     config = (
         "version: 1\n"
         "registries: {local: {kind: local, path: r.json}}\n"
         "deployers: {local: {kind: local, path: d.json}}\n"
         "models:\n"
-        "  fraud:\n"
-        "    registry: local\n"
-        "    deployer: local\n"
-        "    target: {name: fraud}\n"
-        "    watch: {}\n"
     )
+    for name in models:
+        config += f"  {name}:\n    registry: local\n    deployer: local\n    watch: {{}}\n"
+        config += f"    target: {{name: {name}}}\n"
     result = run_rollbot(["worker"], _env(tmp_path, config))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "rollbot: models fraud have a watch but no metrics source: "
-        "set metrics.url or PROMETHEUS_URL"
+        f"rollbot: {subject} a watch but no metrics source: set metrics.url or PROMETHEUS_URL"
     ]
 
 

@@ -119,6 +119,32 @@ def test_check_refuses_a_staged_runbook_on_a_deployer_that_cannot_split(tmp_path
     ]
 
 
+def test_check_refuses_a_watch_without_a_metrics_source_as_the_worker_would(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "rollbot.yaml"
+    config.write_text(
+        "version: 1\n"
+        + "registries: {local: {kind: local, path: r.json}}\n"
+        + "deployers: {local: {kind: local, path: d.json}}\n"
+        + "models:\n  fraud-detector:\n    registry: local\n    deployer: local\n"
+        + "    target: {name: fraud-detector}\n    watch: {}\n"
+    )
+    env = _env(tmp_path, config)
+
+    unsourced = run_rollbot(["runbooks", "check"], env, cwd=tmp_path)
+    sourced = run_rollbot(
+        ["runbooks", "check"], {**env, "PROMETHEUS_URL": "http://127.0.0.1:9"}, cwd=tmp_path
+    )
+
+    assert unsourced.returncode == 1
+    assert unsourced.stderr.strip().splitlines() == [
+        "rollbot.yaml:9: models.fraud-detector.watch: model fraud-detector has a watch but "
+        "no metrics source: set metrics.url or PROMETHEUS_URL"
+    ]
+    assert sourced.returncode == 0, sourced.stderr
+
+
 def test_plan_on_a_fresh_database_shows_from_to_steps_and_hash(
     tmp_path: Path, example: Path
 ) -> None:
