@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ from bot.cli import runbooks as runbooks_command
 from bot.cli.context import import_demo_histories, load_runtime
 from bot.config.settings import MAX_PORT, MIN_PORT
 from bot.errors import ConfigError, RollbotError
+from bot.runbooks import locate_runbooks_dir
 from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ def web(
     from bot.worker.jobs import runtime_notifier
 
     runtime = load_runtime()
+    # A mistyped runbooks_dir stops the process now, not at its first rollback proposal.
+    locate_runbooks_dir(runtime.config.runbooks_dir, Path(runtime.settings.rollbot_config))
     import_demo_histories(runtime)
     slack_app = slack_app_for(runtime.settings, runtime.config, runtime.engine)
     listening_port = port if port is not None else runtime.settings.port
@@ -144,6 +148,8 @@ def worker(
     from bot.worker.main import Worker
 
     runtime = load_runtime()
+    # A mistyped runbooks_dir stops the process now, not at its first rollback proposal.
+    locate_runbooks_dir(runtime.config.runbooks_dir, Path(runtime.settings.rollbot_config))
     import_demo_histories(runtime)
     if metrics_port is not None:
         try:

@@ -162,7 +162,9 @@ class RollbotConfig(Section):
         default_factory=lambda: {"default": ApprovalPolicy()}
     )
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    runbooks_dir: str = "runbooks"
+    # Relative to the configuration file. Unset: its runbooks/ folder if there is one, else
+    # the shipped runbooks; set, the folder must exist (a typo must not run other runbooks).
+    runbooks_dir: str | None = None
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     postmortem: PostmortemConfig = PostmortemConfig()
 

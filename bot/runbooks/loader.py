@@ -14,6 +14,7 @@ from bot.runbooks.problems import (
     FieldPath,
     LineMap,
     Problem,
+    config_lines,
     display_path,
     field_name,
     index_lines,
@@ -32,12 +33,25 @@ def shipped_runbooks_dir() -> Path:
     raise ConfigError("Rollbot's shipped runbooks folder is missing from this installation")
 
 
-def locate_runbooks_dir(runbooks_dir: str, config_path: Path) -> Path:
-    """``runbooks_dir`` relative to the configuration file, else the shipped runbooks."""
+def locate_runbooks_dir(runbooks_dir: str | None, config_path: Path) -> Path:
+    """``runbooks_dir`` relative to the configuration file; ConfigError if it is not a folder.
+
+    Without one, ``runbooks/`` beside the configuration file if it exists, else the shipped
+    runbooks.
+    """
+    if runbooks_dir is None:
+        beside = (config_path.parent / "runbooks").resolve()
+        return beside if beside.is_dir() else shipped_runbooks_dir()
     candidate = Path(runbooks_dir)
     if not candidate.is_absolute():
         candidate = (config_path.parent / candidate).resolve()
-    return candidate if candidate.is_dir() else shipped_runbooks_dir()
+    if not candidate.is_dir():
+        line = line_of(("runbooks_dir",), config_lines(config_path))
+        raise ConfigError(
+            f"{display_path(config_path)}:{line}: runbooks_dir: runbooks folder "
+            f"{runbooks_dir!r} not found (looked for {display_path(candidate)})"
+        )
+    return candidate
 
 
 def read_runbook(path: Path) -> tuple[Runbook | None, list[Problem]]:

@@ -49,6 +49,20 @@ def test_a_configuration_error_stops_the_process_before_it_starts(tmp_path: Path
     assert not (tmp_path / "r.db").exists()
 
 
+@pytest.mark.parametrize("command", [["web", "--port", "1"], ["worker"]])
+def test_a_runbooks_dir_that_is_not_there_stops_the_process(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = _env(tmp_path, "version: 1\nrunbooks_dir: runbookz\n")
+    result = run_rollbot(command, env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "rollbot: rollbot.yaml:2: runbooks_dir: runbooks folder 'runbookz' not found "
+        "(looked for runbookz)"
+    ]
+    assert not (tmp_path / "r.db").exists()
+
+
 def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     result = run_rollbot(["db", "upgrade"], _env(tmp_path))
     assert result.returncode == 0, result.stderr

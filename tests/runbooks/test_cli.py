@@ -119,6 +119,20 @@ def test_check_refuses_a_staged_runbook_on_a_deployer_that_cannot_split(tmp_path
     ]
 
 
+@pytest.mark.parametrize("args", [["runbooks", "check"], ["plan", "fraud-detector"]])
+def test_a_runbooks_dir_that_is_not_there_is_an_error_naming_it(
+    tmp_path: Path, example: Path, args: list[str]
+) -> None:
+    example.write_text(example.read_text().replace("runbooks_dir: ../", "runbooks_dir: ../typo-"))
+    result = run_rollbot(args, _env(tmp_path, example), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        "rollbot: examples/local.yaml:10: runbooks_dir: runbooks folder '../typo-runbooks' "
+        "not found (looked for typo-runbooks)"
+    )
+
+
 def test_check_refuses_a_watch_without_a_metrics_source_as_the_worker_would(
     tmp_path: Path,
 ) -> None:

@@ -8,7 +8,13 @@ import pytest
 
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.runbooks import check, load_runbooks, read_runbooks
+from bot.runbooks import (
+    check,
+    load_runbooks,
+    locate_runbooks_dir,
+    read_runbooks,
+    shipped_runbooks_dir,
+)
 from tests.runbooks.conftest import SHIPPED
 
 GOOD_STEP = """\
@@ -153,6 +159,15 @@ def test_load_runbooks_refuses_a_folder_with_a_broken_runbook(tmp_path: Path) ->
 def test_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="runbooks folder not found"):
         read_runbooks(tmp_path / "nowhere")
+
+
+def test_without_a_runbooks_dir_the_folder_beside_the_configuration_else_the_shipped_one(
+    tmp_path: Path,
+) -> None:
+    config_path = tmp_path / "rollbot.yaml"
+    assert locate_runbooks_dir(None, config_path) == shipped_runbooks_dir()
+    (tmp_path / "runbooks").mkdir()
+    assert locate_runbooks_dir(None, config_path) == (tmp_path / "runbooks").resolve()
 
 
 def test_a_runbook_that_fails_only_for_one_model_is_reported_at_that_model(
