@@ -6,6 +6,9 @@ the user.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class RollbotError(Exception):
     """Base of every error Rollbot reports to a user."""
@@ -25,3 +28,9 @@ class ConflictError(RollbotError):
 
 class PolicyViolation(RollbotError):
     """An approval policy refuses the action; the message says which rule and why."""
+
+
+def validation_reason(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as a person reads it: a validator's own words as they are,
+    without pydantic's "Value error, " in front."""
+    return str(error["msg"]).removeprefix("Value error, ")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.config.models import IntegrationConfig, RollbotConfig
 from bot.config.settings import Settings
-from bot.errors import ConfigError, NotFoundError
+from bot.errors import ConfigError, NotFoundError, validation_reason
 from bot.runbooks.problems import FieldPath, config_lines, field_name, line_of
 from bot.runbooks.render import dependency_order
 from bot.runs.contracts import Component
@@ -93,7 +93,7 @@ def option_problems(
     except ValidationError as exc:
         problems: list[tuple[FieldPath, str]] = []
         for error in exc.errors():
-            reason = error["msg"]
+            reason = validation_reason(error)
             if error["type"] == "extra_forbidden":
                 reason = f"unknown option for kind {integration.kind!r} (check the spelling)"
             elif error["type"] == "missing":

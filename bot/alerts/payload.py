@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.errors import RollbotError
+from bot.errors import RollbotError, validation_reason
 
 # Alertmanager writes this "zero time" as endsAt while an alert still fires.
 _GO_ZERO_YEAR = 1
@@ -161,4 +161,4 @@ def _message(error: Any) -> str:
         return "required field is missing"
     if error["type"] == "literal_error" and error["loc"] == ("version",):
         return f"unsupported payload version {error.get('input')!r}; Alertmanager sends '4'"
-    return str(error["msg"])
+    return validation_reason(error)

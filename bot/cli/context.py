@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from bot.config import RollbotConfig, Settings, load_config
-from bot.errors import ConfigError
+from bot.errors import ConfigError, validation_reason
 from bot.store import make_engine, session_scope
 from bot.telemetry import configure_logging
 
@@ -75,7 +75,7 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {validation_reason(error)}"
             for error in exc.errors()
         )
         raise ConfigError(f"environment: {problems}") from None

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from bot.config.models import RollbotConfig
 from bot.config.yaml_lines import FieldPath, LineMap, index_lines, line_of
-from bot.errors import ConfigError
+from bot.errors import ConfigError, validation_reason
 
 
 def _dotted(path: FieldPath) -> str:
@@ -64,7 +64,7 @@ def _format_errors(source: str, exc: ValidationError, lines: LineMap) -> str:
     rendered = []
     for error in exc.errors():
         where: FieldPath = tuple(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
+        message = validation_reason(error)
         if error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
         elif error["type"] == "missing":

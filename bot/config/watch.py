@@ -227,6 +227,17 @@ def _with_known_defaults(name: str, raw: Any) -> Any:
 _BOUNDARY_KEYS = {"max_ratio_to_baseline", "max_value", "min_ratio_to_baseline", "min_value"}
 
 
+def _refuse_unknown_name(name: str, raw: Any) -> None:
+    """A metric named without its PromQL must be a built-in one (a typo reads as one)."""
+    own = isinstance(raw, dict) and {"kind", "numerator", "denominator", "query"} & raw.keys()
+    if name not in _KNOWN_METRICS and not own:
+        known = ", ".join(_KNOWN_METRICS)
+        raise ValueError(
+            f"unknown metric {name!r}: the built-in ones are {known}; a metric of your own "
+            "needs numerator and denominator (a ratio) or kind: gauge and query"
+        )
+
+
 class WatchConfig(_Section):
     """A model's live watch; ``watch: {}`` watches the error rate with every default.
 
@@ -266,6 +277,8 @@ class WatchConfig(_Section):
         if isinstance(raw, list):
             raw = {name: {} for name in raw}
         if isinstance(raw, dict):
+            for name, value in raw.items():
+                _refuse_unknown_name(name, value)
             return {name: _with_known_defaults(name, value) for name, value in raw.items()}
         return raw
 

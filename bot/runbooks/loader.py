@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, validation_reason
 from bot.runbooks.format import Runbook
 from bot.runbooks.problems import (
     FieldPath,
@@ -130,7 +130,7 @@ def _validation_problems(source: str, exc: ValidationError, lines: LineMap) -> l
     problems = []
     for error in exc.errors():
         where: FieldPath = tuple(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
+        message = validation_reason(error)
         if error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
         elif error["type"] == "missing":

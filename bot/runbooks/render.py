@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from bot.config.durations import format_duration
 from bot.config.models import ComponentConfig, ModelConfig
-from bot.errors import ConfigError, RollbotError
+from bot.errors import ConfigError, RollbotError, validation_reason
 from bot.runbooks.format import CompensationSpec, Runbook, StepSpec
 from bot.runbooks.problems import FieldPath
 from bot.runbooks.templating import TemplateProblem, render_value
@@ -217,7 +217,7 @@ def _plan_step(
         params = action.params_model.model_validate(raw)
     except ValidationError as exc:
         for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
+            message = validation_reason(error)
             if error["type"] == "extra_forbidden":
                 message = f"unknown parameter of {spec.action} (check the spelling)"
             report((*where, "params", *error["loc"]), message)

@@ -259,3 +259,14 @@ def test_an_endless_duration_is_refused_with_its_place() -> None:
         "rollbot.yaml:21: models.fraud-detector.watch.cooldown: "
         "a duration must be at most 3650 days, got inf"
     )
+
+
+def test_a_misspelt_built_in_metric_says_which_exist() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(VALID + "    watch: {metrics: [eror_rate]}\n", source="rollbot.yaml")
+
+    assert str(caught.value) == (
+        "rollbot.yaml:21: models.fraud-detector.watch.metrics: unknown metric 'eror_rate': "
+        "the built-in ones are error_rate, latency_p99_seconds, confidence, drift_score; a "
+        "metric of your own needs numerator and denominator (a ratio) or kind: gauge and query"
+    )
