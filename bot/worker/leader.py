@@ -106,6 +106,9 @@ class LeaseElection:
         self._holder = holder
         self._ttl = ttl
         self._name = name
+        # The database error last logged, so a standby that cannot even read the lease says
+        # why once, instead of waiting silently or repeating it at every poll.
+        self._trouble: str | None = None
 
     def try_acquire(self) -> bool:
         now = utcnow()
@@ -135,9 +138,23 @@ class LeaseElection:
                     )
                     taken = 1
                 session.commit()
-        except (IntegrityError, OperationalError):
+        except IntegrityError:
+            return False  # another worker took it first
+        except OperationalError as exc:
+            self._note_trouble(exc)
             return False
+        if self._trouble is not None:
+            log.info("the scheduler lease can be read again")
+            self._trouble = None
         return bool(taken)
+
+    def _note_trouble(self, exc: OperationalError) -> None:
+        reason = str(exc.orig)
+        if "locked" in reason or "busy" in reason:
+            return  # another worker is writing: ordinary contention
+        if reason != self._trouble:
+            log.warning("cannot take the scheduler lease, standing by: %s", reason)
+        self._trouble = reason
 
     def still_leader(self) -> bool:
         """Renew the lease; False when someone else holds it now."""

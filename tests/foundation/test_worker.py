@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
+from bot.store.models import SchedulerLease
+from bot.worker.leader import LeaseElection
 from tests.support.postgres import free_port
 from tests.support.processes import ROLLBOT, rollbot_env, wait_until
 
@@ -173,3 +177,20 @@ def test_a_failing_job_is_logged_counted_and_runs_again_next_turn(
     assert len(calls) == 2
     assert JOB_RUNS.labels("broken-job", "error")._value.get() == before + 2
     assert [r.getMessage() for r in caplog.records].count("job broken-job failed") == 2
+
+
+def test_a_standby_that_cannot_read_the_lease_says_why_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'rollbot.db'}")  # no tables yet
+    election = LeaseElection(engine, "worker-1")
+
+    with caplog.at_level(logging.INFO, logger="bot.worker.leader"):
+        assert [election.try_acquire() for _ in range(3)] == [False, False, False]
+        SchedulerLease.metadata.create_all(engine, tables=[SchedulerLease.__table__])  # type: ignore[list-item]
+        assert election.try_acquire()
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot take the scheduler lease, standing by: no such table: scheduler_lease",
+        "the scheduler lease can be read again",
+    ]
