@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.alerts.payload import AlertmanagerPayload, AlertPayload
 from bot.config.models import AlertmanagerConfig
 from bot.incidents import service as incidents
+from bot.store.db import upsert_insert
 from bot.store.models import Alert, AlertStatus, Incident
 from bot.store.types import utcnow
 from bot.timeline import record_event
@@ -241,8 +241,7 @@ _INSERT_CHUNK = 500
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the fingerprints not stored yet, in one statement per chunk; those inserted."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     created: set[str] = set()
     for first in range(0, len(rows), _INSERT_CHUNK):
         statement = (

@@ -19,14 +19,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.config.models import RollbotConfig
 from bot.detection.evidence import DetectionState
 from bot.notify import Notifier
-from bot.store.db import session_scope
+from bot.store.db import session_scope, upsert_insert
 from bot.store.models import Incident, IncidentStatus
 from bot.store.models import WatchState as WatchStateRow
 from bot.store.types import utcnow
@@ -230,7 +230,11 @@ def _store_quiet(
     if updates:
         session.execute(update(WatchStateRow), updates)
     if inserts:
-        session.execute(insert(WatchStateRow), inserts)
+        # A cycle of a leader that is stepping down may have stored the model meanwhile.
+        statement = upsert_insert(session)(WatchStateRow).on_conflict_do_nothing(
+            index_elements=["model"]
+        )
+        session.execute(statement, inserts)
     return evaluations
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
@@ -282,3 +284,31 @@ def test_metrics_trouble_is_logged_when_it_starts_and_when_it_ends_not_every_tic
         "metrics of new readable again",
         "metrics of old readable again",
     ]
+
+
+def test_two_cycles_at_once_store_each_model_once_and_fail_neither(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A leader stepping down may still finish its cycle while the new leader starts one.
+    import bot.watches.evaluate as evaluate
+
+    config = parse_config(CONFIG_TWO)
+    for model, age in AGES.items():
+        deploy(engine, model, age)
+    source = FakePrometheus(
+        [*servings("old", AGES["old"], 0.01), *servings("new", AGES["new"], 0.01)]
+    )
+    both_read = threading.Barrier(2, timeout=30)
+    judge = evaluate._judge
+
+    def judge_after_both_read(*args: Any) -> Any:
+        both_read.wait()  # each cycle has read the stored states: none yet
+        return judge(*args)
+
+    monkeypatch.setattr(evaluate, "_judge", judge_after_both_read)
+    with ThreadPoolExecutor(2) as pool:
+        cycles = [pool.submit(run, engine, config, source) for _ in range(2)]
+        outcomes = [cycle.result(timeout=60) for cycle in cycles]
+
+    assert [sorted(e.state for e in outcome) for outcome in outcomes] == [["healthy"] * 2] * 2
+    assert sorted(row.model for row in rows(engine, WatchState)) == ["new", "old"]
