@@ -168,36 +168,54 @@ def template_problem(template: str) -> str | None:
 
     Catches what would otherwise surface only when the watch runs: an unknown placeholder,
     brackets that do not pair up, and ``$selector`` outside a metric's label matchers.
+    Strings (where ``"$1"`` is PromQL's own, as in ``label_replace``) and ``#`` comments
+    are read as PromQL reads them and not checked.
     """
-    unknown = [name for name in _PLACEHOLDER.findall(template) if name not in _PLACEHOLDERS]
-    if unknown:
-        return f"unknown placeholder ${unknown[0]} (templates know $selector and $step)"
     opened: list[str] = []
-    quote: str | None = None
     index = 0
     while index < len(template):
         char = template[index]
-        if quote is not None:
-            if char == "\\":
-                index += 1
-            elif char == quote:
-                quote = None
-        elif char in "\"'`":
-            quote = char
+        if char in "\"'`":
+            index = _string_end(template, index)
+            if index < 0:
+                return f"a string opened with {char} is never closed"
+        elif char == "#":
+            newline = template.find("\n", index)
+            index = len(template) if newline < 0 else newline
+        elif char == "$" and (found := _PLACEHOLDER.match(template, index)):
+            name = found.group(1)
+            if name not in _PLACEHOLDERS:
+                return f"unknown placeholder ${name} (templates know $selector and $step)"
+            if name == "selector" and (not opened or opened[-1] != "{"):
+                return "$selector must stand inside a metric's {…} label matchers"
+            index = found.end() - 1
         elif char in "([{":
             opened.append(char)
         elif char in _OPENING:
             if not opened or opened[-1] != _OPENING[char]:
                 return f"'{char}' at character {index + 1} closes nothing"
             opened.pop()
-        elif template.startswith("$selector", index) and (not opened or opened[-1] != "{"):
-            return "$selector must stand inside a metric's {…} label matchers"
         index += 1
-    if quote is not None:
-        return f"a string opened with {quote} is never closed"
     if opened:
         return f"'{opened[-1]}' is never closed"
     return None
+
+
+def _string_end(template: str, start: int) -> int:
+    """Index of the quote closing the string opened at ``start``; -1 if none does.
+
+    Backslash escapes the next character in "…" and '…' strings; `…` strings have no escapes.
+    """
+    quote, index = template[start], start + 1
+    while index < len(template):
+        char = template[index]
+        if char == "\\" and quote != "`":
+            index += 2
+            continue
+        if char == quote:
+            return index
+        index += 1
+    return -1
 
 
 def numerator_column(metric: str) -> str:

@@ -215,6 +215,10 @@ def test_a_metrics_name_belongs_to_one_model(models: str, message: str) -> None:
         ("{kind: gauge, query: 'sum(rate(x{$selector}[1m])', max_value: 1}", "'(' is never closed"),
         ("{kind: gauge, query: 'x + $selector', max_value: 1}", "$selector must stand inside"),
         (
+            """{kind: gauge, query: 'x{$selector, a="b}', max_value: 1}""",
+            'a string opened with " is never closed',
+        ),
+        (
             "{kind: gauge, query: 'x{$selector}]', max_value: 1}",
             "']' at character 13 closes nothing",
         ),
@@ -243,6 +247,32 @@ def test_a_watch_metric_that_could_never_work_is_refused_with_its_place(
 
     assert str(caught.value).startswith("rollbot.yaml:21: models.fraud-detector.watch.metrics")
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # "$1" is PromQL's own, in a string: only $selector and $step are Rollbot's.
+        """'label_replace(m{$selector}, "version", "$1", "image", ".*:(.*)")'""",
+        "|\n      # the model's p99 (max over replicas\n      max(m{$selector})\n",
+        "'max by (model) (m{$selector, path=`C:\\`})'",
+        "'max_over_time(m{$selector, code=~\"5[0-9]{2}\"}[30m:1m] offset 5m)'",
+    ],
+    ids=["dollar-one-in-a-string", "comment", "raw-string-backslash", "subquery-and-regex"],
+)
+def test_valid_promql_is_not_refused_by_the_template_check(query: str) -> None:
+    metric = f"{{kind: gauge, max_value: 1, query: {query}}}"
+    text = VALID + f"    watch:\n      metrics:\n        custom: {metric}\n"
+    if query.startswith("|"):  # a block scalar needs the mapping in block style
+        text = VALID + (
+            "    watch:\n      metrics:\n        custom:\n          kind: gauge\n"
+            "          max_value: 1\n          query: "
+            + query.replace("\n      ", "\n            ")
+        )
+
+    watch = parse_config(text).models["fraud-detector"].watch
+
+    assert watch is not None and "custom" in watch.metrics
 
 
 def test_the_well_known_metrics_templates_pass_the_check() -> None:
