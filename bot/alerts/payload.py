@@ -123,9 +123,11 @@ def _unstorable_text(value: Any, path: str) -> str | None:
         return path if _unstorable(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
             if _unstorable(str(key)):
-                return inner
+                # The name itself cannot be shown as it is: escaped, so the answer can be sent.
+                shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+                return f"{path}.{shown}" if path else shown
+            inner = f"{path}.{key}" if path else str(key)
             if (found := _unstorable_text(item, inner)) is not None:
                 return found
     if isinstance(value, list):

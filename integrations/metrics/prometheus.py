@@ -98,12 +98,20 @@ def _refuse_partial_answers(response: requests.Response, *args: Any, **kwargs: A
     if response.status_code != 200 or b'"warnings"' not in response.content:
         return
     try:
-        warnings = response.json().get("warnings") or []
+        body = response.json()
     except ValueError:
         return  # the client reports the malformed body
-    about_data = [str(w) for w in warnings if not str(w).startswith("PromQL")]
+    warnings = body.get("warnings") if isinstance(body, dict) else None
+    if not isinstance(warnings, list):
+        return
+    about_data = [str(w) for w in warnings if not _about_the_query(str(w))]
     if about_data:
         raise _PartialAnswer(_short("; ".join(about_data)))
+
+
+def _about_the_query(warning: str) -> bool:
+    """PromQL's annotations, and the line saying how many more it left out (over ten)."""
+    return warning.startswith("PromQL") or warning.endswith("annotations omitted")
 
 
 def _status_error(message: str, where: Where) -> Exception:

@@ -310,6 +310,11 @@ MALFORMED = [
         lambda b: b["alerts"][3]["annotations"].update(summary="errors\x00up"),
         "NUL character",
     ),
+    (
+        "alerts[3].labels.pod\\ud800",  # the name itself, escaped so the answer can be sent
+        lambda b: b["alerts"][3]["labels"].update({"pod\ud800": "x"}),
+        "unpaired UTF-16 surrogate",
+    ),
 ]
 
 

@@ -115,3 +115,27 @@ def test_promql_annotations_about_the_query_do_not_discard_the_answer(
     [series] = source.query_range("latency", start=START, end=END, step_seconds=60)
 
     assert series.samples == [(1767225600.0, 0.4)]
+
+
+def test_more_promql_annotations_than_prometheus_lists_do_not_discard_the_answer(
+    answering: tuple[PrometheusSource, list[dict[str, Any]]],
+) -> None:
+    # Prometheus lists ten annotations and says how many more it left out.
+    source, bodies = answering
+    body = _matrix([{"metric": {"model": "fraud"}, "values": [[1767225600, "0.4"]]}])
+    listed = [f"PromQL info: metric m{i} might not be a counter" for i in range(10)]
+    bodies.append({**body, "warnings": [*listed, "3 more warning annotations omitted"]})
+
+    [series] = source.query_range("latency", start=START, end=END, step_seconds=60)
+
+    assert series.samples == [(1767225600.0, 0.4)]
+
+
+def test_an_answer_that_is_not_an_object_is_an_invalid_request(
+    answering: tuple[PrometheusSource, list[dict[str, Any]]],
+) -> None:
+    source, bodies = answering
+    bodies.append(["warnings"])  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidRequest, match="malformed response"):
+        source.query_range("errors", start=START, end=END, step_seconds=60)
