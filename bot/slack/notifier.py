@@ -95,7 +95,7 @@ class SlackNotifier:
             headline = self._headline(session, incident)
         channel = channels.create_channel(self._client, name=name)
         people = [*self._config.slack.responders, *(model.owners if model else [])]
-        if declared_by and declared_by.startswith("U"):
+        if declared_by and declared_by.startswith(("U", "W")):  # W: Enterprise Grid users
             people.append(declared_by)
         refused = self._invite(channel, people)
         response = self._client.chat_postMessage(

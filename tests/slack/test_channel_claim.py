@@ -91,3 +91,16 @@ def test_people_slack_will_not_invite_leave_the_channel_in_use_and_are_on_the_ti
         "refused": {"UGONE": "cant_invite", "SNOSUCHGROUP": "no_such_subteam"}
     }
     assert "UGONE (cant_invite)" in left_out.summary
+
+
+def test_an_enterprise_grid_declarer_is_invited_too(rollbot: Rollbot) -> None:
+    with session_scope(rollbot.engine) as session:
+        incident = incidents.declare(
+            session, title="scores drifted", actor="W0GRIDUSER", source="test", model=MODEL
+        )
+    assert incident.id is not None
+
+    rollbot.surface.notifier.incident_opened(incident_id=incident.id)
+
+    channel = _channel(rollbot, incident.id)
+    assert channel is not None and "W0GRIDUSER" in rollbot.fake.state.members[channel]
