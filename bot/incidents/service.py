@@ -84,13 +84,6 @@ def open_for_model(session: Session, *, model: str) -> Incident | None:
     ).first()
 
 
-def for_channel(session: Session, *, channel_id: str) -> Incident | None:
-    """The incident whose Slack channel this is (the newest one, should a channel be reused)."""
-    return session.exec(
-        select(Incident).where(Incident.channel_id == channel_id).order_by(col(Incident.id).desc())
-    ).first()
-
-
 def list_incidents(
     session: Session, *, include_resolved: bool = False, limit: int = 20
 ) -> list[Incident]:
@@ -377,30 +370,6 @@ def resolve(
         source=source,
         actor=actor,
         summary="Incident resolved" + (f": {summary}" if summary else ""),
-    )
-
-
-def attach_channel(
-    session: Session, *, incident: Incident, channel_id: str, headline_ts: str | None = None
-) -> None:
-    """Remember the incident's Slack channel and the headline message kept up to date."""
-    incident.channel_id = channel_id
-    if headline_ts is not None:
-        incident.headline_ts = headline_ts
-    session.add(incident)
-
-
-def record_not_invited(session: Session, *, incident: Incident, refused: dict[str, str]) -> None:
-    """People or groups who could not be brought into the incident's channel, and why."""
-    who = ", ".join(f"{name} ({why})" for name, why in refused.items())
-    record_event(
-        session,
-        incident_id=incident.id,
-        kind="incident.invite_failed",
-        source="rollbot",
-        actor="rollbot",
-        summary=f"Could not invite to the incident channel: {who}",
-        details={"refused": refused},
     )
 
 

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
+from bot.incidents import channel as incident_channel
 from bot.incidents import service as incidents
 from bot.slack.surface import Surface
 from bot.store import session_scope
@@ -75,7 +76,7 @@ def capture(
     Capturing the same message twice (a shortcut and a reaction) adds it once.
     """
     with session_scope(surface.engine) as session:
-        incident = incidents.for_channel(session, channel_id=message.channel)
+        incident = incident_channel.for_channel(session, channel_id=message.channel)
         if incident is None:
             return None
         notes = session.exec(

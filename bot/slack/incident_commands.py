@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from bot.approvals import service as approvals
 from bot.errors import NotFoundError, RollbotError
+from bot.incidents import channel as incident_channel
 from bot.incidents import service as incidents
 from bot.runs.service import active_run_for_model
 from bot.safe_versions import current_deployment, safe_versions
@@ -25,7 +26,7 @@ def incident_for(session: Session, *, number: int | None, caller: Caller) -> Inc
     """The incident named by id, else the one whose channel this is."""
     if number is not None:
         return incidents.get(session, incident_id=number)
-    incident = incidents.for_channel(session, channel_id=caller.channel or "")
+    incident = incident_channel.for_channel(session, channel_id=caller.channel or "")
     if incident is None:
         raise NotFoundError("this channel belongs to no incident; give the incident id")
     return incident

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 from bot.approvals import service as approvals
 from bot.approvals.policy import ApproverLookupFailed
 from bot.config.models import RollbotConfig
+from bot.incidents import channel as incident_channel
 from bot.incidents import service as incidents
 from bot.slack import blocks, channels
 from bot.slack.usergroups import UsergroupDirectory
@@ -103,11 +104,11 @@ class SlackNotifier:
         )
         with session_scope(self._engine) as session:
             incident = incidents.get(session, incident_id=incident_id)
-            incidents.attach_channel(
+            incident_channel.attach_channel(
                 session, incident=incident, channel_id=channel, headline_ts=response["ts"]
             )
             if refused:
-                incidents.record_not_invited(session, incident=incident, refused=refused)
+                incident_channel.record_not_invited(session, incident=incident, refused=refused)
         return channel
 
     def _invite(self, channel: str, people: list[str]) -> dict[str, str]:

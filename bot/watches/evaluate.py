@@ -39,6 +39,7 @@ from bot.watches.flows import (
     record_decision,
 )
 from bot.watches.judging import Judgement, Work, judge_chunks, remembered
+from bot.watches.news import tell_degraded, tell_recovery
 from bot.watches.ranges import step_end
 from bot.watches.reader import read_chunks
 from bot.watches.recovery import RecoveryOutcome, check_recovery
@@ -180,13 +181,20 @@ def _store(
         for evaluation in stored:
             done[evaluation.model] = evaluation
             if evaluation.recovery is not None:
-                _notify_recovery(notifier, evaluation.recovery, by_model[evaluation.model])
+                tell_recovery(notifier, evaluation.recovery, by_model[evaluation.model])
     for judgement in judgements:
         if judgement.step.propose:
             with session_scope(engine) as session:
                 evaluation = _store_proposal(session, judgement, proposer, now)
             done[evaluation.model] = evaluation
-            _notify(notifier, evaluation, judgement)
+            assert evaluation.detection is not None
+            tell_degraded(
+                notifier,
+                model=evaluation.model,
+                explanation=evaluation.explanation,
+                detection=evaluation.detection,
+                judgement=judgement,
+            )
     return [done[j.target.model] for j in judgements]
 
 
@@ -321,55 +329,6 @@ def _changed(row: WatchStateRow | None, details: dict[str, Any]) -> bool:
         last.get("state") != details["state"]
         or last.get("candidate_version") != details["candidate_version"]
     )
-
-
-def _notify(notifier: Notifier, evaluation: Evaluation, judgement: Judgement) -> None:
-    """Best effort: the database and the timeline are the record, Slack is the news."""
-    detection = evaluation.detection
-    assert detection is not None
-    summary = f"*{evaluation.model}* degraded: {evaluation.explanation}"
-    if detection.no_proposal_reason:
-        summary += f"\nNo rollback proposed: {detection.no_proposal_reason}"
-    try:
-        if detection.opened:
-            notifier.incident_opened(incident_id=detection.incident_id)
-        notifier.evidence_posted(
-            incident_id=detection.incident_id,
-            summary=summary,
-            chart_png=_evidence_chart(judgement),
-            filename=f"{evaluation.model}-evidence.png",
-        )
-        if detection.request_id is not None:
-            notifier.proposal_created(request_id=detection.request_id)
-    except Exception:
-        log.exception("notifying about %s failed", evaluation.model)
-
-
-def _notify_recovery(notifier: Notifier, outcome: RecoveryOutcome, judgement: Judgement) -> None:
-    """The verdict on the rollback, with its chart, and the headline (severity) refreshed."""
-    try:
-        notifier.evidence_posted(
-            incident_id=outcome.incident_id,
-            summary=outcome.summary,
-            chart_png=_evidence_chart(judgement),
-            filename=f"{judgement.target.model}-after-rollback.png",
-        )
-        notifier.incident_updated(incident_id=outcome.incident_id)
-    except Exception:
-        log.exception("notifying about %s after its rollback failed", judgement.target.model)
-
-
-def _evidence_chart(judgement: Judgement) -> bytes | None:
-    """The chart, or None: the numbers are posted even when drawing fails."""
-    if judgement.samples is None:
-        return None
-    from bot.watches.chart import render_evidence_chart
-
-    try:
-        return render_evidence_chart(judgement.target, judgement.decision, judgement.samples)
-    except Exception:
-        log.exception("drawing the evidence chart of %s failed", judgement.target.model)
-        return None
 
 
 def evaluate_once(
