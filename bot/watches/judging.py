@@ -33,6 +33,8 @@ PARALLEL_MIN_CORES = 4
 _IN_FLIGHT_PER_WORKER = 2
 
 Work = tuple[WatchTarget, WatchSamples | None, WatchState]
+# Detector failures whose traceback this process has logged.
+_FAILURES_LOGGED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,13 @@ def _judge_alone(
     try:
         return judge(target, samples, state, now=now)
     except Exception as exc:  # a defect or data no test foresaw: never blind the other models
-        log.exception("judging %s at %s failed", target.model, now)
-        through = samples.now if samples is not None else now
         note = f"the detector could not judge these samples ({type(exc).__name__}: {exc})"
+        # Each verdict carries the note; the traceback is logged once per error, not per
+        # model and step.
+        if note not in _FAILURES_LOGGED:
+            _FAILURES_LOGGED.add(note)
+            log.exception("judging %s failed; not logged again for this error", target.model)
+        through = samples.now if samples is not None else now
         decision = Decision(DetectionState.INCONCLUSIVE, through, note=note)
         step = WatchStep(state=state, propose=False, reason=note)
         return Judgement(target, decision, "none", step, through)

@@ -29,15 +29,11 @@ class WatchTroubles:
         for model in ended:
             del self._reasons[model]
         for reason, models in sorted(started.items()):
-            log.warning("metrics of %s unavailable: %s", shown(sorted(models)), reason)
+            log.warning("metrics of %s unavailable: %s", _shown(sorted(models)), reason)
         if ended:
-            log.info("metrics of %s readable again", shown(ended))
-
-    def troubled(self) -> dict[str, str]:
-        """The models in trouble now, with the reason last logged."""
-        return dict(self._reasons)
+            log.info("metrics of %s readable again", _shown(ended))
 
 
-def shown(names: Sequence[str]) -> str:
+def _shown(names: Sequence[str]) -> str:
     """A few names and how many more."""
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -216,7 +216,7 @@ def test_no_proposal_while_the_models_rollback_runs(engine: Engine) -> None:
 
 
 def test_samples_the_detector_cannot_judge_cost_only_their_model(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import bot.watches.judging as judging
 
@@ -228,14 +228,20 @@ def test_samples_the_detector_cannot_judge_cost_only_their_model(
     )
     real_judge = judging.judge
 
+    attempts: list[str] = []
+
     def judge(target: Any, *args: Any, **kwargs: Any) -> Any:
         if target.model == "glitchy":
+            attempts.append(target.model)
             raise ValueError("math domain error")
         return real_judge(target, *args, **kwargs)
 
     monkeypatch.setattr(judging, "judge", judge)
+    monkeypatch.setattr(judging, "_FAILURES_LOGGED", set())
 
-    evaluations = {e.model: e for e in run(engine, config, source)}
+    with caplog.at_level(logging.ERROR, logger="bot.watches.judging"):
+        evaluations = {e.model: e for e in run(engine, config, source)}
+        run(engine, config, source, now=NOW + timedelta(minutes=1))
 
     assert evaluations["fraud"].state == "degraded"
     assert evaluations["glitchy"].state == "inconclusive"
@@ -244,6 +250,11 @@ def test_samples_the_detector_cannot_judge_cost_only_their_model(
     )
     [incident] = rows(engine, Incident)
     assert incident.model == "fraud" and len(rows(engine, ApprovalRequest)) == 1
+    # The traceback once, not at every step.
+    assert attempts == ["glitchy", "glitchy"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "judging glitchy failed; not logged again for this error"
+    ]
 
 
 def test_metrics_trouble_is_logged_when_it_starts_and_when_it_ends_not_every_tick(
