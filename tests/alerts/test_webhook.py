@@ -26,6 +26,7 @@ from bot.web.app import create_app
 from integrations.errors import IntegrationUnavailable
 from tests.alerts.payloads import GO_ZERO, alert, notification
 from tests.alerts.server import serving
+from tests.approvals.test_proposals import add_run
 from tests.watches.fakes import RecordingNotifier, proposer
 
 CONFIG = """
@@ -481,6 +482,31 @@ def test_an_alert_still_firing_tries_a_failed_proposal_again_after_five_minutes(
     assert request.status == "pending" and request.requested_by == "alertmanager"
     assert len(events(engine, "detection.no_proposal")) == 1
     assert notifier.kinds() == ["incident_opened", "proposal_created"]
+
+
+def test_an_alert_still_firing_while_the_models_rollback_runs_tries_nothing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.alerts.flows as flows
+
+    def deployer_down(*args: Any, **kwargs: Any) -> Any:
+        raise IntegrationUnavailable(
+            "connection refused", integration="kserve", operation="current_state", target="fraud"
+        )
+
+    app = create_app(engine)
+    config = make_config(propose=True)
+    app.state.config, app.state.rollback_proposer = config, deployer_down
+    with TestClient(app) as client:
+        post(client, notification(alert("fp1")))
+        add_run(engine, status="running")  # a person's rollback started meanwhile
+        app.state.rollback_proposer = proposer(config)
+        later = flows.utcnow() + timedelta(minutes=6)
+        monkeypatch.setattr(flows, "utcnow", lambda: later)
+        post(client, notification(alert("fp1")))
+
+    assert rows(engine, ApprovalRequest) == []
+    assert len(events(engine, "detection.no_proposal")) == 1
 
 
 def test_a_notification_sent_again_after_a_crash_before_proposing_proposes(
